@@ -157,3 +157,28 @@ def conform(df: pd.DataFrame, schema: dict[str, str], *, name: str = "frame") ->
         if str(out[col].dtype) != dtype:
             out[col] = out[col].astype(dtype)
     return out.reset_index(drop=True)
+
+GUIDELINES: Final = {
+    "guideline_version": "string",
+    "files": "string",  # JSON list of file names
+    "text": "string",
+    "rubric": "string",  # JSON
+    "thresholds": "string",  # JSON
+}
+
+TABLES: Final[dict[str, dict[str, str]]] = {
+    "guidelines": GUIDELINES,
+    "prompts": PROMPTS,
+    "response_pairs": RESPONSE_PAIRS,
+    "ai_labels": AI_LABELS,
+    "routing": ROUTING,
+    "human_queue": HUMAN_QUEUE,
+    "human_annotations": HUMAN_ANNOTATIONS,
+    "annotator_reliability": ANNOTATOR_RELIABILITY,
+    "filtered_annotations": HUMAN_ANNOTATIONS,
+    "final_labels": FINAL_LABELS,
+    "agreement_report": AGREEMENT_REPORT,
+    "cost_report": COST_REPORT,
+    "preference_dataset": PREFERENCE_DATASET,
+}
+"""Warehouse table name (= asset name) -> its columns, without batch_id."""

@@ -1,0 +1,31 @@
+"""Small helpers shared by the asset modules (kept free of pipeline logic)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+import dagster as dg
+
+from prefpipe import schemas
+from prefpipe.partitions import batches
+
+BATCH_ASSET = dict(partitions_def=batches, metadata={"partition_expr": "batch_id"}, io_manager_key="warehouse")
+"""Arguments every per-batch asset shares: partitioned by batch, stored in the warehouse by batch_id."""
+
+
+def with_batch(df: pd.DataFrame, schema: dict[str, str], batch_id: str, *, table: str) -> pd.DataFrame:
+    """Conform to the table's columns and put batch_id first (the warehouse's partition column)."""
+    out = schemas.conform(df, schema, name=table)
+    out.insert(0, "batch_id", pd.Series([batch_id] * len(out), dtype="string"))
+    return out
+
+
+def drop_batch(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=["batch_id"], errors="ignore")
+
+
+def md_table(df: pd.DataFrame, *, max_rows: int = 30) -> dg.MetadataValue:
+    """A markdown table for the asset's metadata panel."""
+    if df.empty:
+        return dg.MetadataValue.md("_no rows_")
+    return dg.MetadataValue.md(df.head(max_rows).to_markdown(index=False, floatfmt=".4g"))

@@ -1,0 +1,5 @@
+"""One partition per batch: a dynamic partition, registered when a batch folder appears."""
+
+import dagster as dg
+
+batches = dg.DynamicPartitionsDefinition(name="batches")
