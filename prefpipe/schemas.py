@@ -105,6 +105,7 @@ FINAL_LABELS: Final = {
     "n_labels": "Int64",
     "method": "string",  # majority | weighted | dawid_skene | ai | expert
     "source": "string",  # human | ai | expert
+    "guideline_version": "string",  # version(s) the deciding labels were made under, "+"-joined
 }
 
 AGREEMENT_REPORT: Final = {

@@ -12,6 +12,7 @@ with the columns of prefpipe.schemas.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -102,3 +103,21 @@ def read_table(table: str, *, batch_id: str | None = None, database: str | None 
             return con.execute(f"SELECT * FROM public.{_quote(table)} WHERE batch_id = ?", [batch_id]).fetchdf()
         except duckdb.CatalogException:
             return schemas.empty({"batch_id": "string", **schemas.TABLES[table]})
+
+
+def row_counts(batch_ids: list[str], *, database: str | None = None) -> pd.DataFrame:
+    """Rows per warehouse table for the given batches (a table x batch grid)."""
+    from prefpipe import settings
+
+    path = Path(database or settings.warehouse_path())
+    if not path.exists():
+        return pd.DataFrame()
+    with duckdb.connect(str(path), read_only=True) as con:
+        present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall()}
+        rows = []
+        for table in schemas.TABLES:
+            if table not in present or table == "guidelines":
+                continue
+            got = dict(con.execute(f"SELECT batch_id, count(*) FROM public.{_quote(table)} GROUP BY batch_id").fetchall())
+            rows.append({"table": table, **{b: int(got.get(b, 0)) for b in batch_ids}})
+    return pd.DataFrame(rows).set_index("table") if rows else pd.DataFrame()

@@ -1,0 +1,103 @@
+"""`prefpipe run` and `prefpipe batches`: run the pipeline on batches from the command line, recorded
+in the same Dagster instance the UI shows."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+DAGSTER_HOME_DEFAULT = ".dagster_home"
+
+
+def ensure_dagster_home() -> Path:
+    """Use $DAGSTER_HOME, or ./.dagster_home, made absolute and lasting, with the project's
+    dagster.yaml linked into it so the UI and the command line share runs and partitions."""
+    home = Path(os.environ.get("DAGSTER_HOME") or DAGSTER_HOME_DEFAULT).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    project_yaml = Path("dagster.yaml").resolve()
+    target = home / "dagster.yaml"
+    if project_yaml.is_file() and not target.exists() and home != project_yaml.parent:
+        target.symlink_to(project_yaml)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _run(args: argparse.Namespace) -> int:
+    home = ensure_dagster_home()
+    import dagster as dg
+
+    from prefpipe import batches as batch_folders, settings
+    from prefpipe.definitions import defs
+    from prefpipe.partitions import batches
+
+    on_disk = batch_folders.list_batches()
+    wanted = on_disk if args.all else args.batch
+    if not wanted:
+        print(f"no batch to run (batch folders under {settings.batches_dir()}: {', '.join(on_disk) or 'none'})", file=sys.stderr)
+        return 2
+    missing = [b for b in wanted if b not in on_disk]
+    if missing:
+        print(f"no batch folder with a prompts.jsonl for {', '.join(missing)} under {settings.batches_dir()}", file=sys.stderr)
+        return 2
+    instance = dg.DagsterInstance.get()
+    known = set(instance.get_dynamic_partitions(batches.name))
+    instance.add_dynamic_partitions(batches.name, [b for b in wanted if b not in known])
+    job = defs.resolve_job_def("pipeline")
+    failed = []
+    for batch_id in wanted:
+        print(f"running the pipeline on batch {batch_id!r} ...", flush=True)
+        result = job.execute_in_process(partition_key=batch_id, instance=instance, raise_on_error=False)
+        if not result.success:
+            failed.append(batch_id)
+            for event in result.all_events:
+                if event.is_step_failure:
+                    print(f"  {event.step_key} failed: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
+    _summary(wanted, failed, home)
+    return 1 if failed else 0
+
+
+def _summary(wanted: list[str], failed: list[str], home: Path) -> None:
+    from prefpipe import settings
+    from prefpipe.warehouse import row_counts
+
+    print()
+    print(f"warehouse: {settings.warehouse_path()}  (rows per table and batch)")
+    counts = row_counts(wanted)
+    if not counts.empty:
+        print(counts.to_string())
+    reports = settings.reports_dir()
+    if reports.is_dir():
+        for batch_id in wanted:
+            for path in sorted(reports.glob(f"{batch_id}*")):
+                print(f"report: {path}")
+    exports = settings.exports_dir()
+    if exports.is_dir():
+        for batch_id in wanted:
+            for path in sorted(exports.glob(f"{batch_id}*")):
+                print(f"export: {path}")
+    if failed:
+        print(f"\nFAILED: {', '.join(failed)} (see the messages above)")
+    print(f"\nOpen the UI:  DAGSTER_HOME={home} .venv/bin/dagster dev   then http://127.0.0.1:3000")
+
+
+def _list(args: argparse.Namespace) -> int:
+    from prefpipe import batches as batch_folders, settings
+
+    on_disk = batch_folders.list_batches()
+    open_ids = set(batch_folders.open_batches())
+    for batch_id in on_disk:
+        print(f"{batch_id}\t{'open' if batch_id in open_ids else 'closed'}\t{settings.batch_dir(batch_id)}")
+    if not on_disk:
+        print(f"no batch folders under {settings.batches_dir()}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="run the whole pipeline on batches (recorded in the Dagster instance)")
+    run.add_argument("--batch", action="append", default=[], metavar="ID", help="batch id (repeatable), e.g. demo")
+    run.add_argument("--all", action="store_true", help="every batch folder under data/batches/")
+    run.set_defaults(handler=_run)
+    ls = sub.add_parser("batches", help="list batch folders and whether they are open")
+    ls.set_defaults(handler=_list)
