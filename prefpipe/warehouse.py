@@ -12,11 +12,13 @@ with the columns of prefpipe.schemas.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 from dagster import InputContext, OutputContext
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
 from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_pandas import DuckDBPandasIOManager
@@ -29,12 +31,34 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-class _DeferredDeleteClient(DuckDbClient):
-    """Leaves the delete to the type handler, which does it inside the write's transaction."""
+class _AtomicDuckDbClient(DuckDbClient):
+    """Leaves the delete to the type handler, which does it inside the write's transaction, and
+    closes the connection even when the write fails (the stock client leaks it, holding the lock)."""
 
     @staticmethod
     def delete_table_slice(context: OutputContext, table_slice: TableSlice, connection) -> None:
         return None
+
+    @staticmethod
+    @contextmanager
+    def connect(context, table_slice):
+        config = {"custom_user_agent": "prefpipe", **context.resource_config["connection_config"]}
+        conn = _connect_with_retry(context.resource_config["database"], config)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+@retry(
+    retry=retry_if_exception_type(duckdb.IOException),
+    wait=wait_exponential_jitter(multiplier=0.1, max=5),
+    stop=stop_after_delay(120),
+    reraise=True,
+)
+def _connect_with_retry(database: str, config: dict) -> duckdb.DuckDBPyConnection:
+    """Another process may hold the write lock for a moment (a run of another batch): wait."""
+    return duckdb.connect(database=database, read_only=False, config=config)
 
 
 class AtomicPandasTypeHandler(DuckDBPandasTypeHandler):
@@ -82,7 +106,7 @@ class WarehouseIOManager(DuckDBPandasIOManager):
 
     def create_io_manager(self, context) -> DbIOManager:
         return DbIOManager(
-            db_client=_DeferredDeleteClient(),
+            db_client=_AtomicDuckDbClient(),
             database=self.database,
             schema=self.schema_,
             type_handlers=self.type_handlers(),
