@@ -1,0 +1,245 @@
+"""One self-contained HTML report per batch, for people who do not open Dagster.
+
+The page carries everything inline: CSS in a style element, figures as base64 PNG data URIs, and a
+Content-Security-Policy that forbids loading anything else, so it opens from a file, an email
+attachment or an artifact store the same way, and never calls out. Every piece of text from the
+data (annotator ids, judge names, versions) is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from prefpipe import settings
+from prefpipe.reports import plots
+from prefpipe.reports.judge_card import judge_report_card
+from prefpipe.staleness import label_versions, stale_batches, unit_costs
+
+CSS = """
+:root { --ink:#1f2933; --muted:#616e7c; --line:#e4e7eb; --bg:#f5f7fa; --blue:#2f6fde; }
+* { box-sizing: border-box; }
+body { margin:0; font: 14px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       color: var(--ink); background: var(--bg); }
+header { background: #102a43; color: #fff; padding: 24px 32px; }
+header h1 { margin: 0 0 4px; font-size: 22px; }
+header p { margin: 0; color: #bcccdc; }
+main { max-width: 1100px; margin: 0 auto; padding: 24px 32px 48px; }
+section { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 20px 24px; margin: 0 0 20px; }
+h2 { font-size: 17px; margin: 0 0 12px; }
+.tiles { display: grid; grid-template-columns: repeat(auto-fit, minmax(160px, 1fr)); gap: 12px; margin: 0 0 20px; }
+.tile { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; }
+.tile .k { color: var(--muted); font-size: 12px; letter-spacing: .02em; }
+.tile .v { font-size: 22px; font-weight: 600; }
+.tile .s { color: var(--muted); font-size: 12px; }
+figure { margin: 0 0 12px; }
+figure img { max-width: 100%; height: auto; display: block; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { border-bottom: 1px solid var(--line); padding: 6px 8px; text-align: left; vertical-align: top; }
+th { background: #f0f4f8; font-weight: 600; }
+td:first-child { white-space: nowrap; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+p.note { color: var(--muted); margin: 4px 0 12px; }
+.warn { border-left: 4px solid #e8833a; }
+"""
+
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<figure><img src="data:image/png;base64,{data}" alt="{_e(alt)}"></figure>'
+
+
+def _fmt(value: object, column: str) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
+        return "—"
+    if isinstance(value, float):
+        if column.endswith(("_usd", "cost")) or "cost" in column:
+            return f"{value:,.4f}"
+        return f"{value:.3f}"
+    return str(value)
+
+
+def table_html(df: pd.DataFrame, *, max_rows: int = 200) -> str:
+    """An escaped HTML table (numbers right-aligned), at most max_rows rows."""
+    if df is None or df.empty:
+        return '<p class="note">No rows.</p>'
+    shown = df.head(max_rows)
+    numeric = {c for c in shown.columns if pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c])}
+    # <wbr> after underscores lets long column names wrap instead of widening the table
+    head = "".join(
+        f'<th class="{"num" if c in numeric else ""}">{_e(c).replace("_", "_<wbr>")}</th>' for c in shown.columns
+    )
+    body = []
+    for row in shown.astype("object").itertuples(index=False, name=None):
+        cells = "".join(
+            f'<td class="{"num" if c in numeric else ""}">{_e(_fmt(v, c))}</td>' for c, v in zip(shown.columns, row)
+        )
+        body.append(f"<tr>{cells}</tr>")
+    more = f'<p class="note">{len(df) - max_rows} more row(s) not shown.</p>' if len(df) > max_rows else ""
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>{more}'
+
+
+def _tile(key: str, value: str, sub: str = "") -> str:
+    return f'<div class="tile"><div class="k">{_e(key)}</div><div class="v">{_e(value)}</div><div class="s">{_e(sub)}</div></div>'
+
+
+def _section(title: str, *parts: str, warn: bool = False) -> str:
+    attrs = ' class="warn"' if warn else ""
+    return f"<section{attrs}><h2>{_e(title)}</h2>{''.join(parts)}</section>"
+
+
+def _get(tables: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
+    frame = tables.get(name)
+    return frame if frame is not None else pd.DataFrame()
+
+
+def render_batch_report(
+    batch_id: str,
+    tables: Mapping[str, pd.DataFrame],
+    *,
+    current_guideline_version: str | None = None,
+    current_judge_prompt_version: str | None = None,
+    human_unit_usd: float | None = None,
+    reliability_threshold: float = 0.6,
+    generated_at: dt.datetime | None = None,
+) -> str:
+    """The report page for one batch from its warehouse rows (tables keyed by warehouse name;
+    any may be missing or empty, its section then says so)."""
+    generated_at = generated_at or dt.datetime.now(dt.timezone.utc)
+    pairs = _get(tables, "response_pairs")
+    ai = _get(tables, "ai_labels")
+    human = _get(tables, "human_annotations")
+    final = _get(tables, "final_labels")
+    reliability = _get(tables, "annotator_reliability")
+    agreement = _get(tables, "agreement_report")
+    cost = _get(tables, "cost_report")
+    routing = _get(tables, "routing")
+    if human_unit_usd is None and not cost.empty:
+        human_unit_usd = unit_costs(cost).get("human_annotations")
+    with_batch = {
+        name: (frame if "batch_id" in frame.columns else frame.assign(batch_id=batch_id))
+        for name, frame in tables.items()
+        if frame is not None and "guideline_version" in frame.columns
+    }
+
+    kept_pairs = pairs[~pairs["dropped"].fillna(False).astype(bool)] if "dropped" in pairs else pairs
+    tiles = [_tile("pairs", f"{len(kept_pairs):,}", f"{len(pairs) - len(kept_pairs):,} dropped")]
+    if not ai.empty:
+        ok = int(ai["label"].notna().sum())
+        tiles.append(_tile("AI labels", f"{ok:,}", f"of {len(ai):,} verdicts usable"))
+    if not human.empty:
+        tiles.append(_tile("human labels", f"{int(human['label'].notna().sum()):,}",
+                           f"{human['annotator_id'].nunique():,} annotators"))
+    if not final.empty:
+        by_source = final["source"].fillna("?").value_counts()
+        tiles.append(_tile("final labels", f"{len(final):,}", ", ".join(f"{k} {v:,}" for k, v in by_source.items())))
+    if not agreement.empty:
+        alpha = agreement[agreement["metric"].astype(str).str.contains("krippendorff", case=False)
+                          & ~agreement["scope"].astype(str).str.contains("|", regex=False)]
+        if not alpha.empty and pd.notna(alpha["value"].iloc[0]):
+            tiles.append(_tile("Krippendorff's α", f"{float(alpha['value'].iloc[0]):.3f}", str(alpha["band"].iloc[0] or "")))
+    if not cost.empty:
+        ledger = cost[cost["section"].eq("ledger")] if "section" in cost else cost
+        tiles.append(_tile("cost so far", f"${float(ledger['total_usd'].sum()):,.2f}", "from the ledger"))
+
+    sections = []
+    sections.append(_section(
+        "Agreement",
+        _img(plots.agreement_plot(agreement), "Agreement metrics with confidence intervals"),
+        table_html(agreement),
+    ))
+    sections.append(_section(
+        "Annotators",
+        _img(plots.reliability_plot(reliability, threshold=reliability_threshold), "Annotator reliability"),
+        table_html(reliability),
+    ))
+    distributions = {}
+    if not final.empty:
+        sources = "+".join(sorted(final["source"].dropna().astype(str).unique()))
+        distributions[f"final ({sources})" if sources else "final"] = final["label"]
+    if not human.empty:
+        distributions["annotations"] = human["label"]
+    if not ai.empty:
+        distributions["ai"] = ai["label"]
+    versions = label_versions(with_batch) if with_batch else pd.DataFrame()
+    version_parts = [_img(plots.label_distribution_plot(distributions), "Label distribution")]
+    if not versions.empty:
+        version_parts += [
+            _img(plots.version_plot(versions), "Labels by guideline version"),
+            '<p class="note">Labels by the guideline and judge prompt version they were made under.</p>',
+            table_html(versions.drop(columns="batch_id")),
+        ]
+    sections.append(_section("Labels", *version_parts))
+    if current_guideline_version is not None and with_batch:
+        stale = stale_batches(with_batch, current_guideline_version, current_judge_prompt_version,
+                              {"human_annotations": human_unit_usd} if human_unit_usd is not None else None)
+        if stale.empty:
+            sections.append(_section("Versions", f'<p class="note">Everything was made under the current guideline '
+                                                 f'version {_e(current_guideline_version)}.</p>'))
+        else:
+            sections.append(_section(
+                "Stale labels",
+                f'<p class="note">Current guideline version {_e(current_guideline_version)}'
+                + (f", judge prompt version {_e(current_judge_prompt_version)}" if current_judge_prompt_version else "")
+                + ". These rows were made under an older one.</p>",
+                table_html(stale.drop(columns="batch_id")),
+                warn=True,
+            ))
+    if not ai.empty:
+        card = judge_report_card(ai, final, pairs) if not pairs.empty else pd.DataFrame()
+        sections.append(_section(
+            "Judge report card",
+            table_html(card) if not card.empty else '<p class="note">No pairs to compare against.</p>',
+            _img(plots.judge_bias_plot(card), "Judge position and length bias") if not card.empty else "",
+        ))
+    cost_parts = []
+    if not routing.empty:
+        by_route = plots.cost_by_route(routing, ai, human, human_unit_usd=human_unit_usd)
+        cost_parts += [_img(plots.cost_per_route_plot(by_route), "Cost per pair by route"), table_html(by_route)]
+    cost_parts.append(table_html(cost))
+    sections.append(_section("Cost", *cost_parts))
+
+    subtitle = f"Generated {generated_at:%Y-%m-%d %H:%M} UTC"
+    if current_guideline_version:
+        subtitle += f" · current guideline version {current_guideline_version}"
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>prefpipe report · {_e(batch_id)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>Batch {_e(batch_id)}</h1><p>{_e(subtitle)}</p></header>"
+        f'<main><div class="tiles">{"".join(tiles)}</div>{"".join(sections)}</main></body></html>\n'
+    )
+
+
+def report_path(batch_id: str) -> Path:
+    """reports_dir()/<batch_id>.html; a batch id that would leave the folder is refused."""
+    if not batch_id or "/" in batch_id or "\\" in batch_id or batch_id in (".", "..") or batch_id.startswith("."):
+        raise ValueError(f"batch id {batch_id!r} cannot name a report file")
+    return settings.reports_dir() / f"{batch_id}.html"
+
+
+def write_batch_report(batch_id: str, page: str) -> Path:
+    """Write the page atomically to reports_dir()/<batch_id>.html and return the path."""
+    path = report_path(batch_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
