@@ -2,12 +2,10 @@
 
 import dagster as dg
 
-from prefpipe.partitions import batches
 
 pipeline_job = dg.define_asset_job(
     "pipeline",
     selection=dg.AssetSelection.all(),
-    partitions_def=batches,
     executor_def=dg.in_process_executor,
     description="Takes one batch from prompts to the preference dataset, with its reports.",
 )
