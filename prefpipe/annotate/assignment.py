@@ -1,0 +1,132 @@
+"""Which task an annotator gets next, and how their view maps back to the pair.
+
+Rules, enforced here and by the store's constraints:
+- each item is labelled by `labels_wanted` distinct annotators (`items.n_taken` counts answers and
+  live leases);
+- an annotator never gets the same pair twice, in any batch or queue (the pair's content key is
+  unique per annotator in `assignments`), so a gold pair can never be recognised as a repeat;
+- experts are served the expert queue first, then the ordinary queue; others the ordinary queue;
+- gold fills the gold slots (see gold.py) and only alongside a real task, so an annotator with
+  nothing real left gets 204, never a lone gold task.
+
+Both candidate queries run for every request, whichever one is served, so a gold task costs the
+server exactly the same work as any other and cannot be told apart by its timing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from prefpipe.annotate.errors import FieldError
+from prefpipe.labels import SWAP
+
+HUMAN_QUEUE = "human"
+EXPERT_QUEUE = "expert"
+GOLD_QUEUE = "gold"
+ROUTE_TO_QUEUE = {"human": HUMAN_QUEUE, "spot_check": HUMAN_QUEUE, "expert": EXPERT_QUEUE}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    item_id: int
+    batch_id: str
+    content_key: str
+
+
+_REAL_CANDIDATE = """
+SELECT id, batch_id, content_key FROM items
+WHERE queue = ? AND n_taken < labels_wanted
+  AND content_key NOT IN (SELECT content_key FROM assignments WHERE annotator_id = ?)
+ORDER BY priority DESC, id LIMIT 1
+"""
+
+_GOLD_CANDIDATE = """
+SELECT id, batch_id, content_key FROM items
+WHERE queue = 'gold'
+  AND content_key NOT IN (SELECT content_key FROM assignments WHERE annotator_id = ?)
+ORDER BY random() LIMIT 1
+"""
+
+
+def queues_for(role: str) -> tuple[str, ...]:
+    return (EXPERT_QUEUE, HUMAN_QUEUE) if role == "expert" else (HUMAN_QUEUE,)
+
+
+def real_candidate(conn: sqlite3.Connection, annotator_id: int, role: str) -> Candidate | None:
+    for queue in queues_for(role):
+        row = conn.execute(_REAL_CANDIDATE, (queue, annotator_id)).fetchone()
+        if row is not None:
+            return Candidate(*row)
+    return None
+
+
+def gold_candidate(conn: sqlite3.Connection, annotator_id: int) -> Candidate | None:
+    row = conn.execute(_GOLD_CANDIDATE, (annotator_id,)).fetchone()
+    return Candidate(*row) if row is not None else None
+
+
+def choose(real: Candidate | None, gold: Candidate | None, gold_turn: bool) -> Candidate | None:
+    if real is None:
+        return None
+    return gold if (gold_turn and gold is not None) else real
+
+
+def count_available(conn: sqlite3.Connection, annotator_id: int, role: str) -> int:
+    """Items this annotator could still be served (an estimate of the work left to them)."""
+    marks = ",".join("?" * len(queues_for(role)))
+    sql = f"""
+    SELECT count(*) FROM items
+    WHERE queue IN ({marks}) AND n_taken < labels_wanted
+      AND content_key NOT IN (SELECT content_key FROM assignments WHERE annotator_id = ?)
+    """
+    return int(conn.execute(sql, (*queues_for(role), annotator_id)).fetchone()[0])
+
+
+# --- the annotator's view <-> the pair's own order -------------------------------------------
+
+
+def label_to_pair(label_shown: str, swapped: bool) -> str:
+    return SWAP[label_shown] if swapped else label_shown
+
+
+def dimensions_to_pair(dimensions_shown: dict[str, dict[str, int]], swapped: bool) -> dict[str, dict[str, int]]:
+    if not swapped:
+        return {name: dict(scores) for name, scores in dimensions_shown.items()}
+    swap_side = {"A": "B", "B": "A"}
+    return {name: {swap_side[side]: v for side, v in scores.items()} for name, scores in dimensions_shown.items()}
+
+
+def validate_dimensions(dimensions: Any, rubric: list[dict[str, Any]], scale: tuple[int, int]) -> dict[str, dict[str, int]]:
+    """Rubric scores: {dimension: {"A": score, "B": score}}, any subset of the rubric's dimensions.
+
+    Raises FieldError naming the first bad field, e.g. 'dimensions.helpfulness.A'.
+    """
+    if dimensions is None:
+        return {}
+    if not isinstance(dimensions, dict):
+        raise FieldError("dimensions", "must be an object of {dimension: {'A': score, 'B': score}}")
+    names = {str(d["name"]) for d in rubric}
+    lo, hi = scale
+    out: dict[str, dict[str, int]] = {}
+    for name, scores in dimensions.items():
+        field = f"dimensions.{name}"
+        if name not in names:
+            raise FieldError(field, f"not a rubric dimension (expected one of {', '.join(sorted(names))})")
+        if not isinstance(scores, dict):
+            raise FieldError(field, "must be an object with scores for 'A' and/or 'B'")
+        clean: dict[str, int] = {}
+        for side, value in scores.items():
+            if side not in ("A", "B"):
+                raise FieldError(f"{field}.{side}", "only 'A' and 'B' can be scored")
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise FieldError(f"{field}.{side}", f"{value!r} is not an integer score from {lo} to {hi}")
+            clean[side] = value
+        out[name] = clean
+    return out
+
+
+def dumps_dimensions(dimensions: dict[str, dict[str, int]]) -> str:
+    return json.dumps(dimensions, sort_keys=True, separators=(",", ":"))
