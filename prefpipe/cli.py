@@ -13,6 +13,7 @@ import sys
 
 COMMAND_MODULES: tuple[str, ...] = (
     "prefpipe.pipeline_cli",
+    "prefpipe.annotate.cli",
     "prefpipe.exports.cli",
 )
 """Modules that add subcommands; each defines `register(subparsers) -> None`."""
