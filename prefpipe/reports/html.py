@@ -92,6 +92,22 @@ def table_html(df: pd.DataFrame, *, max_rows: int = 200) -> str:
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>{more}'
 
 
+def judge_card_table(card: pd.DataFrame) -> pd.DataFrame:
+    """The judge card turned for reading: one row per measure, one column per judge, rates as
+    percentages, cost in dollars."""
+    rows = []
+    for column in card.columns.drop("judge"):
+        values = card[column]
+        if column.startswith("n_"):
+            shown = [f"{int(v):,}" if pd.notna(v) else "—" for v in values]
+        elif column.startswith("cost"):
+            shown = [f"${float(v):,.2f}" if pd.notna(v) else "—" for v in values]
+        else:
+            shown = [f"{float(v):.1%}" if pd.notna(v) else "—" for v in values]
+        rows.append([column.replace("_", " "), *shown])
+    return pd.DataFrame(rows, columns=["measure", *card["judge"].astype(str)])
+
+
 def _tile(key: str, value: str, sub: str = "") -> str:
     return f'<div class="tile"><div class="k">{_e(key)}</div><div class="v">{_e(value)}</div><div class="s">{_e(sub)}</div></div>'
 
@@ -202,7 +218,7 @@ def render_batch_report(
         card = judge_report_card(ai, final, pairs) if not pairs.empty else pd.DataFrame()
         sections.append(_section(
             "Judge report card",
-            table_html(card) if not card.empty else '<p class="note">No pairs to compare against.</p>',
+            table_html(judge_card_table(card)) if not card.empty else '<p class="note">No pairs to compare against.</p>',
             _img(plots.judge_bias_plot(card), "Judge position and length bias") if not card.empty else "",
         ))
     cost_parts = []

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prefpipe.reports.judge_card import JUDGE_CARD, judge_report_card
+from prefpipe_tests.reports.pandalm import pandalm_frames
+
+
+def _pairs(n: int, longer_a: list[bool]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "pair_id": [f"p{i}" for i in range(n)],
+        "response_a": ["a long answer" if la else "a" for la in longer_a],
+        "response_b": ["b" if la else "b long answer" for la in longer_a],
+    })
+
+
+def test_card_figures_on_a_batch_worked_by_hand():
+    pairs = _pairs(5, [True, True, False, False, True])
+    final = pd.DataFrame({"pair_id": ["p0", "p1", "p2", "p3", "p4"], "label": ["A>B", "A=B", "B>A", "A>B", "B>>A"],
+                          "source": ["human", "human", "expert", "ai", "human"]})
+    ai = pd.DataFrame({
+        "pair_id": ["p0", "p1", "p2", "p3", "p4", "p0"],
+        "judge": ["j1"] * 5 + ["j2"],
+        # j1: p0 agrees, p1 tie vs tie, p2 disagrees (A vs B), p3 has an AI final label (not compared), p4 unparsed
+        "label": ["A>>B", "A=B", "A>B", "A>B", None, "B>A"],
+        "status": ["ok", "ok", "ok", "ok", "unparsed", "ok"],
+        "label_ab": ["A>>B", "A>B", "A>B", "A>B", None, "B>A"],
+        "label_ba": ["A>B", "B>A", "A>B", None, None, None],
+        "cost_usd": [0.002, 0.002, 0.002, 0.002, 0.002, np.nan],
+    })
+    card = judge_report_card(ai, final, pairs).set_index("judge")
+    assert list(card.reset_index().columns) == list(JUDGE_CARD)
+    j1 = card.loc["j1"]
+    assert j1["n_labels"] == 5 and j1["n_compared"] == 3
+    assert j1["agreement_with_ties"] == pytest.approx(2 / 3)  # p0 A=A, p1 tie=tie, p2 A!=B
+    assert j1["agreement_without_ties"] == pytest.approx(1 / 2)  # p0 and p2
+    assert j1["exact_agreement"] == pytest.approx(1 / 3)  # only the tie matches on all five points
+    assert j1["flip_rate"] == pytest.approx(1 / 3)  # p1 flips (A then B); p0, p2 hold
+    # first slot: AB order A,A,A,A (4 of 4 first); BA order p0 A (second), p1 B (first), p2 A (second)
+    assert j1["first_slot_preference"] == pytest.approx(5 / 7)
+    assert j1["longer_preference"] == pytest.approx(1 / 3)  # decisive p0 (A, the longer), p2 and p3 (A, the shorter)
+    assert j1["unparsed_rate"] == pytest.approx(1 / 5)
+    assert j1["cost_per_1000_labels"] == pytest.approx(2.0)
+    j2 = card.loc["j2"]
+    assert pd.isna(j2["flip_rate"]) and pd.isna(j2["cost_per_1000_labels"])
+    assert j2["agreement_with_ties"] == 0.0
+
+
+def test_pandalm_judge_matches_the_published_accuracy(shared_data):
+    """gpt-3.5-turbo against the annotators' majority: 71.56% of parsed verdicts agree (PandaLM
+    PROVENANCE.md, recomputed; 3-class with ties), 25 of 999 verdicts unparseable."""
+    frames = pandalm_frames(shared_data)
+    card = judge_report_card(frames["ai_labels"], frames["final_labels"], frames["response_pairs"]).iloc[0]
+    assert card["n_compared"] == 974
+    assert card["agreement_with_ties"] == pytest.approx(0.7156, abs=5e-5)
+    assert card["unparsed_rate"] == pytest.approx(25 / 999)
+    assert pd.isna(card["flip_rate"])  # one order only in the published verdicts
+    assert 0.3 < card["first_slot_preference"] < 0.7 and 0.5 < card["human_longer_preference"] < 0.8
+
+
+def test_no_ai_labels_gives_an_empty_card():
+    empty = pd.DataFrame(columns=["pair_id", "judge", "label", "status", "label_ab", "label_ba", "cost_usd"])
+    card = judge_report_card(empty, pd.DataFrame(columns=["pair_id", "label", "source"]), _pairs(0, []))
+    assert card.empty and list(card.columns) == list(JUDGE_CARD)
