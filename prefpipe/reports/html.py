@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from prefpipe import settings
+from prefpipe import schemas, settings
 from prefpipe.reports import plots
 from prefpipe.reports.judge_card import judge_report_card
 from prefpipe.staleness import label_versions, stale_batches, unit_costs
@@ -118,8 +118,11 @@ def _section(title: str, *parts: str, warn: bool = False) -> str:
 
 
 def _get(tables: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
+    """The table, or an empty frame with its schema's columns when the stage has not run yet."""
     frame = tables.get(name)
-    return frame if frame is not None else pd.DataFrame()
+    if frame is None or (frame.empty and len(frame.columns) == 0):
+        return schemas.empty(schemas.TABLES[name])
+    return frame
 
 
 def render_batch_report(

@@ -50,7 +50,10 @@ def test_to_trl_without_label_information_leaves_versions_unknown(preference_dat
     assert trl["judge_prompt_version"].isna().all()
 
 
-def test_files_load_in_pandas_and_datasets(preference_dataset, tmp_path):
+def test_files_load_in_pandas_and_datasets(preference_dataset, tmp_path, monkeypatch):
+    # local files only: the hub is never asked (set before `datasets` is first imported)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     datasets = pytest.importorskip("datasets", reason="the `datasets` package is in the test extra")
     trl = to_trl(preference_dataset)
     paths = write_trl(trl, tmp_path / "out")

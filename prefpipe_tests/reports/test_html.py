@@ -109,3 +109,11 @@ def test_report_opens_in_headless_chromium(tmp_path, rendered):
     assert requests == [page_file.as_uri()]  # nothing fetched beyond the file itself
     assert HOSTILE in text  # shown as text, not run as markup
     assert (tmp_path / "report.png").stat().st_size > 50_000
+
+
+def test_a_batch_part_way_through_the_pipeline_still_renders(report_tables):
+    """Only pairs and AI labels so far: no final labels, reliability or costs yet."""
+    page = render_batch_report("early", {k: report_tables[k] for k in ("response_pairs", "ai_labels")},
+                               current_guideline_version="pandalm-v1")
+    assert "Judge report card" in page and "Stale labels" in page
+    assert render_batch_report("nothing", {}).count("<section") == 4
