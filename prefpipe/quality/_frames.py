@@ -51,6 +51,8 @@ class Annotations:
     label_name: str = "label"
     n_missing: int = 0
     has_duplicates: bool = False
+    rows: np.ndarray | None = None
+    """Position of each stored label in the frame it came from (to align other columns)."""
 
     @property
     def n_items(self) -> int:
@@ -164,6 +166,7 @@ class Annotations:
             label_name=label,
             n_missing=n_missing,
             has_duplicates=bool(dup.any()) and on_duplicate == "keep",
+            rows=np.flatnonzero(present),
         )
 
 
