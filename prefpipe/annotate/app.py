@@ -3,7 +3,9 @@
 Every API call carries `Authorization: Bearer TOKEN`. Store work runs on one dedicated thread
 that owns the SQLite connection (StoreWorker): the event loop never blocks on disk, requests are
 serialised the way SQLite wants its writers anyway, and whatever queued up meanwhile is committed
-together (group commit), so durable answers (synchronous=FULL) stay cheap under load.
+together (group commit), so durable answers (synchronous=FULL) stay cheap under load. Answers,
+skips and admin changes are acknowledged only after an fsync; serving a task is not worth one
+(after a power cut an unanswered task is simply served again).
 
 API
 - GET  /api/tasks/next           -> 200 {task_id, prompt, response_a, response_b, rubric,
@@ -117,9 +119,10 @@ class StoreWorker:
         self._thread = threading.Thread(target=self._run, name="annotation-store", daemon=True)
         self._thread.start()
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def call(self, fn: Callable[..., T], *args: Any, durable: bool = False) -> T:
+        """Run fn(*args) on the store thread; `durable` when it stores something a client is told is kept."""
         future: Future = Future()
-        self._jobs.put((future, fn, args))
+        self._jobs.put((future, fn, args, durable))
         return await asyncio.wrap_future(future)
 
     def close(self) -> None:
@@ -144,8 +147,8 @@ class StoreWorker:
                 jobs.append(job)
             outcomes: list[tuple[Future, bool, Any]] = []
             try:
-                with self.store.group():
-                    for future, fn, args in jobs:
+                with self.store.group(durable=any(job[3] for job in jobs)):
+                    for future, fn, args, _durable in jobs:
                         if not future.set_running_or_notify_cancel():
                             continue
                         try:
@@ -189,11 +192,13 @@ def create_app(store: AnnotationStore | None = None) -> FastAPI:
             raise AdminsOnly()
         return fn(who, *args)
 
-    async def as_annotator(credentials: HTTPAuthorizationCredentials | None, fn: Callable[..., T], *args: Any) -> T:
-        return await worker.call(authed, credentials.credentials if credentials else None, False, fn, *args)
+    async def as_annotator(credentials: Credentials, fn: Callable[..., T], *args: Any, durable: bool = False) -> T:
+        token = credentials.credentials if credentials else None
+        return await worker.call(authed, token, False, fn, *args, durable=durable)
 
-    async def as_admin(credentials: HTTPAuthorizationCredentials | None, fn: Callable[..., T], *args: Any) -> T:
-        return await worker.call(authed, credentials.credentials if credentials else None, True, fn, *args)
+    async def as_admin(credentials: Credentials, fn: Callable[..., T], *args: Any, durable: bool = False) -> T:
+        token = credentials.credentials if credentials else None
+        return await worker.call(authed, token, True, fn, *args, durable=durable)
 
     @app.exception_handler(Unauthorized)
     async def unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
@@ -247,12 +252,12 @@ def create_app(store: AnnotationStore | None = None) -> FastAPI:
 
     @app.post("/api/tasks/{task_id}/annotations", status_code=201)
     async def annotate(task_id: str, body: AnnotationIn, credentials: Credentials = Depends(bearer)) -> JSONResponse:
-        receipt = await as_annotator(credentials, store.answer, task_id, body.label, body.dimensions)
+        receipt = await as_annotator(credentials, store.answer, task_id, body.label, body.dimensions, durable=True)
         return JSONResponse(receipt.to_json(), status_code=201)
 
     @app.post("/api/tasks/{task_id}/skip")
     async def skip(task_id: str, body: SkipIn, credentials: Credentials = Depends(bearer)) -> JSONResponse:
-        receipt = await as_annotator(credentials, store.skip, task_id, body.reason)
+        receipt = await as_annotator(credentials, store.skip, task_id, body.reason, durable=True)
         return JSONResponse(receipt.to_json())
 
     @app.get("/api/me")
@@ -266,7 +271,7 @@ def create_app(store: AnnotationStore | None = None) -> FastAPI:
     @app.post("/api/admin/annotators/{name}/unflag")
     async def unflag(name: str, credentials: Credentials = Depends(bearer)) -> JSONResponse:
         try:
-            await as_admin(credentials, lambda _who: store.unflag(name))
+            await as_admin(credentials, lambda _who: store.unflag(name), durable=True)
         except AnnotatorError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=404)
         return JSONResponse({"name": name, "flagged": False})

@@ -256,25 +256,35 @@ class AnnotationStore:
             self._conn.execute("COMMIT")
 
     @contextmanager
-    def group(self) -> Iterator[None]:
+    def group(self, *, durable: bool = True) -> Iterator[None]:
         """Run several operations in one transaction with one commit (one fsync): group commit.
 
         Each operation inside is isolated by a savepoint, so one that fails leaves the others
         alone. Nothing is durable, and no caller should be told it is, until the block exits.
+        `durable=False` commits without waiting for the disk (WAL, synchronous=NORMAL): safe
+        against a crash of the app, not of the machine. The app uses it only for groups that
+        serve tasks and read progress, never for one that stores an answer; the next durable
+        commit makes everything before it durable too.
         """
         with self._lock:
             if self._in_group:
                 raise RuntimeError("AnnotationStore.group() does not nest")
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._in_group = True
+            if not durable:
+                self._conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                yield
-            except BaseException:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._in_group = True
+                try:
+                    yield
+                except BaseException:
+                    self._in_group = False
+                    self._conn.execute("ROLLBACK")
+                    raise
                 self._in_group = False
-                self._conn.execute("ROLLBACK")
-                raise
-            self._in_group = False
-            self._conn.execute("COMMIT")
+                self._conn.execute("COMMIT")
+            finally:
+                if not durable:
+                    self._conn.execute("PRAGMA synchronous = FULL")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -789,7 +799,7 @@ def _check_frame(df: pd.DataFrame, required: tuple[str, ...], what: str) -> None
         if bad.any():
             where = df.index[bad][0]
             raise FieldError(f"{what}.{col}", f"row {where}: {df[col][where]!r} is not text")
-    empty_ids = df["pair_id"].str.strip().eq("")
+    empty_ids = df["pair_id"].map(str.strip).eq("")
     if empty_ids.any():
         raise FieldError(f"{what}.pair_id", f"row {df.index[empty_ids][0]}: empty pair_id")
 

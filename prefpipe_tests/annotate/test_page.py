@@ -1,0 +1,104 @@
+"""The annotator's page in a real headless chromium (Debian's, driven by Playwright).
+
+An annotator logs in with a token, labels three items with the keyboard (one of them gold, one
+with `<script>` and `<img onerror>` in a response), and the answers are in the store with
+server-measured times. The page runs with its Content-Security-Policy bypassed, so the test proves
+the escaping itself; a positive control shows the same browser would have fired the handler had
+the markup been live.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prefpipe.annotate.app import create_app
+from prefpipe.annotate.gold import GoldPolicy
+from prefpipe.annotate.server import ServerThread
+from prefpipe.annotate.store import AnnotationStore
+from prefpipe.labels import SWAP
+from prefpipe_tests.annotate.conftest import RUBRIC, gold_pairs, pairs
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SCRIPT = '<script>window.__pwned = "script"</script>'
+IMG = '<img src="x" onerror="window.__pwned = \'img\'">'
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is not installed (apt-get install -y chromium)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def test_an_annotator_labels_three_items_with_the_keyboard(browser, data_dir):
+    store = AnnotationStore(gold_policy=GoldPolicy(rate=1 / 3))  # one gold in every three served
+    tasks = pairs(4)
+    tasks["priority"] = [3.0, 2.0, 1.0, 0.0]
+    tasks.loc[0, "response_a"] = f"Here is code:\n\n```html\n{SCRIPT}\n```\n\nand inline {SCRIPT} {IMG} **done**"
+    store.enqueue("b1", tasks, per_item=1, guideline_version="v-page", rubric=RUBRIC, gold=gold_pairs(1))
+    token = store.add_annotator("alice")
+
+    with ServerThread(create_app(store)) as url:
+        context = browser.new_context(bypass_csp=True)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url + "/")
+        page.fill("#token", token)
+        page.press("#token", "Enter")
+        page.wait_for_selector("#task-view:not([hidden])")
+
+        seen = []
+        for _ in range(3):
+            prompt = page.inner_text("#prompt")
+            seen.append({"prompt": prompt, "a": page.inner_text("#response-a"), "b": page.inner_text("#response-b"),
+                         "version": page.inner_text("#guideline-version")})
+            page.keyboard.press("2")  # A>B
+            assert page.get_attribute('#labels button[data-label="A>B"]', "aria-checked") == "true"
+            page.keyboard.press("Enter")
+            page.wait_for_function(
+                "prev => document.getElementById('prompt').innerText !== prev"
+                " || !document.getElementById('message-view').hidden", arg=prompt)
+        page.wait_for_function("() => document.getElementById('progress').textContent.includes('answered 3')")
+
+        hostile = next(s for s in seen if s["prompt"] == "Prompt p0")
+        shown = hostile["a"] if "Here is code" in hostile["a"] else hostile["b"]
+        assert SCRIPT in shown and IMG in shown and "done" in shown  # visible as text
+        assert page.evaluate("() => window.__pwned") is None
+        assert page.evaluate("() => document.querySelectorAll('#task-view script, #task-view img').length") == 0
+        assert {s["version"] for s in seen} == {"v-page"}
+        assert not errors
+
+        # Positive control: in this very page, live markup would have fired.
+        page.evaluate(f"() => {{ const d = document.createElement('div'); d.innerHTML = {IMG!r}; document.body.append(d); }}")
+        page.wait_for_function("() => window.__pwned === 'img'")
+        context.close()
+
+    frame = store.annotations("b1")
+    store_rows = pd.DataFrame(store._conn.execute(
+        "SELECT label_shown, label, swapped FROM assignments WHERE status = 'answered'").fetchall(),
+        columns=["shown", "label", "swapped"])
+    store.close()
+    assert len(frame) == 3 and frame["is_gold"].sum() == 1
+    assert (frame["duration_s"] > 0).all() and frame["duration_s"].notna().all()
+    assert (store_rows["shown"] == "A>B").all()
+    assert (store_rows["label"] == [SWAP["A>B"] if s else "A>B" for s in store_rows["swapped"]]).all()
+    assert set(frame["guideline_version"]) == {"v-page"}
