@@ -74,17 +74,6 @@ def choose(real: Candidate | None, gold: Candidate | None, gold_turn: bool) -> C
     return gold if (gold_turn and gold is not None) else real
 
 
-def count_available(conn: sqlite3.Connection, annotator_id: int, role: str) -> int:
-    """Items this annotator could still be served (an estimate of the work left to them)."""
-    marks = ",".join("?" * len(queues_for(role)))
-    sql = f"""
-    SELECT count(*) FROM items
-    WHERE queue IN ({marks}) AND n_taken < labels_wanted
-      AND content_key NOT IN (SELECT content_key FROM assignments WHERE annotator_id = ?)
-    """
-    return int(conn.execute(sql, (*queues_for(role), annotator_id)).fetchone()[0])
-
-
 # --- the annotator's view <-> the pair's own order -------------------------------------------
 
 

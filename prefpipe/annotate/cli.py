@@ -82,6 +82,9 @@ def run_app(args: argparse.Namespace) -> int:
         except OSError as exc:
             return _fail(f"cannot listen on {args.host}:{args.port}: {exc}")
         print(f"prefpipe annotate: serving {url_of(sock)}/ (store {store.path})", flush=True)
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print("note: tokens travel in clear over plain HTTP; put a TLS proxy in front before "
+                  "annotators connect from other machines", file=sys.stderr)
         serve(create_app(store), sock)
     return 0
 

@@ -616,7 +616,12 @@ class AnnotationStore:
         return Receipt(task_id, "skipped", answered, skipped)
 
     def progress(self, annotator: Annotator) -> dict[str, Any]:
-        """What the annotator may see about themselves: counts and whether they are paused."""
+        """What the annotator may see about themselves: counts and whether they are paused.
+
+        No count of the work left: how it moves as tasks are served and answered would show
+        which tasks were gold (gold is extra work, so real work left would drop for every task
+        but the gold ones).
+        """
         with self._read() as conn:
             name, role, flagged, answered, skipped = conn.execute(
                 "SELECT name, role, flagged, n_answered, n_skipped FROM annotators WHERE id = ?", (annotator.id,)
@@ -624,7 +629,6 @@ class AnnotationStore:
             pending = conn.execute(
                 "SELECT count(*) FROM assignments WHERE annotator_id = ? AND status = 'pending'", (annotator.id,)
             ).fetchone()[0]
-            available = asg.count_available(conn, annotator.id, role) if role in LABELLING_ROLES else 0
         return {
             "name": name,
             "role": role,
@@ -632,7 +636,6 @@ class AnnotationStore:
             "answered": answered,
             "skipped": skipped,
             "in_progress": pending,
-            "available": available,
         }
 
     def _sweep_expired(self, conn: sqlite3.Connection, now: float) -> None:

@@ -46,7 +46,7 @@
     if (!response.ok) return;
     const me = await response.json();
     $("progress").textContent =
-      me.name + " · answered " + me.answered + " · skipped " + me.skipped + " · available " + me.available +
+      me.name + " · answered " + me.answered + " · skipped " + me.skipped +
       (me.flagged ? " · paused for review" : "");
   }
 
