@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prefpipe.pipeline_cli",
     "prefpipe.annotate.cli",
     "prefpipe.exports.cli",
+    "prefpipe.judge.cli",
 )
 """Modules that add subcommands; each defines `register(subparsers) -> None`."""
 

@@ -1,0 +1,173 @@
+"""What a chat-completion call asks for and what it got back.
+
+A request's cache key is a hash of everything that decides the answer: model, messages and sampling
+parameters, plus the sample index when the temperature is above zero, so that best-of-n gets n
+different stored samples while a deterministic (temperature 0) request is stored once. Tags say
+which stage and item a call served; they are not part of the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+Status = Literal["ok", "failed", "pending"]
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    messages: tuple[tuple[str, str], ...]
+    """(role, content) pairs, in order."""
+    temperature: float = 0.0
+    max_tokens: int | None = None
+    top_p: float | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = None
+    seed: int | None = None
+    sample_index: int = 0
+    stage: str = ""
+    actor: str = ""
+    item_id: str = ""
+
+    @classmethod
+    def chat(cls, model: str, messages: list[dict[str, str]] | list[tuple[str, str]], **kwargs: Any) -> "ChatRequest":
+        pairs = tuple((m["role"], m["content"]) if isinstance(m, dict) else (m[0], m[1]) for m in messages)
+        return cls(model=model, messages=pairs, **kwargs)
+
+    def params(self) -> dict[str, Any]:
+        """The sampling parameters sent to the server (unset ones are left to the server)."""
+        out: dict[str, Any] = {"temperature": self.temperature}
+        for name in ("max_tokens", "top_p", "seed"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.logprobs:
+            out["logprobs"] = True
+            if self.top_logprobs:
+                out["top_logprobs"] = self.top_logprobs
+        return out
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of POST /v1/chat/completions."""
+        return {
+            "model": self.model,
+            "messages": [{"role": r, "content": c} for r, c in self.messages],
+            **self.params(),
+        }
+
+    @cached_property
+    def key(self) -> str:
+        payload = {
+            "model": self.model,
+            "messages": self.messages,
+            "params": self.params(),
+            "sample": self.sample_index if self.temperature > 0 else 0,
+        }
+        text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def with_reply(self, answer: str, follow_up: str, **tags: str) -> "ChatRequest":
+        """The same conversation continued: the model's answer, then a new user turn."""
+        messages = self.messages + (("assistant", answer), ("user", follow_up))
+        fields = {**self.__dict__, "messages": messages, **tags}
+        fields.pop("key", None)
+        return ChatRequest(**fields)
+
+
+@dataclass
+class Completion:
+    """One call's outcome. `cached` means nothing was sent (or paid) for it in this run."""
+
+    key: str
+    model: str
+    status: Status
+    text: str | None = None
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    tokens: list[str] | None = None
+    """The answer's tokens, when the server returned log-probabilities."""
+    token_logprobs: list[float] | None = None
+    cached: bool = False
+    batch: bool = False
+    attempts: int = 0
+    error: str | None = None
+    latency_s: float | None = None
+    request: ChatRequest | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def stored(self) -> dict[str, Any]:
+        """The part kept in the cache: enough to rebuild the answer without the request."""
+        return {
+            "model": self.model,
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "tokens": self.tokens,
+            "token_logprobs": self.token_logprobs,
+            "batch": self.batch,
+        }
+
+    @classmethod
+    def from_stored(cls, key: str, data: dict[str, Any], request: ChatRequest | None = None) -> "Completion":
+        return cls(
+            key=key,
+            model=data["model"],
+            status="ok",
+            text=data["text"],
+            finish_reason=data.get("finish_reason"),
+            prompt_tokens=data.get("prompt_tokens"),
+            completion_tokens=data.get("completion_tokens"),
+            tokens=data.get("tokens"),
+            token_logprobs=data.get("token_logprobs"),
+            cached=True,
+            batch=bool(data.get("batch")),
+            request=request,
+        )
+
+
+class MalformedResponse(ValueError):
+    """The server answered 200 with something that is not a chat completion."""
+
+
+def completion_fields(payload: str | bytes | dict[str, Any]) -> dict[str, Any]:
+    """Read a chat-completion JSON body strictly: no choices or no message content is malformed."""
+    try:
+        data = json.loads(payload) if isinstance(payload, (str, bytes)) else payload
+        choice = data["choices"][0]
+        text = choice["message"]["content"]
+        if not isinstance(text, str):
+            raise TypeError(f"message.content is {type(text).__name__}")
+        usage = data.get("usage") or {}
+        tokens = logprobs = None
+        content_lp = (choice.get("logprobs") or {}).get("content")
+        if content_lp:
+            tokens = [str(t["token"]) for t in content_lp]
+            logprobs = [float(t["logprob"]) for t in content_lp]
+        return {
+            "text": text,
+            "finish_reason": choice.get("finish_reason"),
+            "prompt_tokens": _int_or_none(usage.get("prompt_tokens")),
+            "completion_tokens": _int_or_none(usage.get("completion_tokens")),
+            "tokens": tokens,
+            "token_logprobs": logprobs,
+        }
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        snippet = (payload if isinstance(payload, str) else repr(payload))[:200]
+        raise MalformedResponse(f"not a chat completion ({type(exc).__name__}: {exc}): {snippet}") from exc
+
+
+def parse_chat_completion(payload: str | bytes | dict[str, Any], request: ChatRequest) -> Completion:
+    return Completion(key=request.key, model=request.model, status="ok", request=request, **completion_fields(payload))
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
