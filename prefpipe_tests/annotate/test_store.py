@@ -73,6 +73,9 @@ def test_enqueue_is_idempotent_and_never_loses_answers(store):
     assert not texts[served_pair].endswith("(regenerated)")
     assert sum(t.endswith("(regenerated)") for t in texts.values()) == 3
     assert len(store.annotations("b1")) == 1
+    relabelled = gold_pairs(2)
+    relabelled.loc[0, "label"] = "B>A"
+    assert enqueue(store, "b1", changed, gold=relabelled)["gold_updated"] == 1
 
 
 def test_bad_input_names_the_field_and_writes_nothing(store):
