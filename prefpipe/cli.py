@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prefpipe.annotate.cli",
     "prefpipe.exports.cli",
     "prefpipe.judge.cli",
+    "prefpipe.generation.cli",
 )
 """Modules that add subcommands; each defines `register(subparsers) -> None`."""
 

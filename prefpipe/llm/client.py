@@ -95,16 +95,24 @@ class _Session:
             http_client=_http_client(openai, settings),
         )
         self.semaphore = asyncio.Semaphore(max(1, settings.concurrency))
-        self.rpm = AsyncLimiter(settings.requests_per_minute, 60) if settings.requests_per_minute else None
-        self.tpm = AsyncLimiter(settings.tokens_per_minute, 60) if settings.tokens_per_minute else None
-        self.tpm_capacity = settings.tokens_per_minute or 0
+        self.rpm = _bucket(AsyncLimiter, settings.requests_per_minute, burst_seconds=1.0)
+        self.tpm = _bucket(AsyncLimiter, settings.tokens_per_minute, burst_seconds=10.0)
 
     async def throttle(self, request: ChatRequest) -> None:
         if self.rpm is not None:
             await self.rpm.acquire()
         if self.tpm is not None:
             estimate = sum(len(c) for _, c in request.messages) / 4 + (request.max_tokens or 256)
-            await self.tpm.acquire(min(estimate, self.tpm_capacity))
+            await self.tpm.acquire(min(estimate, self.tpm.max_rate))
+
+
+def _bucket(limiter: Any, per_minute: float | None, *, burst_seconds: float) -> Any:
+    """A leaky bucket holding `burst_seconds` worth of the rate (at least one unit), so a limit
+    smooths traffic instead of allowing a whole minute's budget in one burst."""
+    if not per_minute:
+        return None
+    capacity = max(1.0, per_minute * burst_seconds / 60)
+    return limiter(capacity, capacity * 60 / per_minute)
 
 
 def _http_client(openai: Any, settings: LLMSettings) -> Any:

@@ -14,7 +14,7 @@ pointwise scorer (`SCORE: N`) or a generator (distinct text per sample at temper
 response's "quality" is the `[[q=0.7]]` marker in it, or a stable hash, so verdicts do not depend
 on the order the responses are shown in unless `position_bias` says so.
 
-Faults: `Fault("429", retry_after=0.2)`, "500", "timeout" (stall past the client's timeout),
+Faults: `Fault("429", retry_after=0.2)`, "400" (not worth retrying), "500", "timeout" (stall past the client's timeout),
 "truncated" (finish_reason "length", verdict cut off), "malformed" (200 with a non-completion
 body), "cut" (the HTTP body stops halfway). `FaultRates` injects them at random, deterministically
 by request hash, on first attempts only: a retry of the same request is answered normally.
@@ -63,7 +63,7 @@ class Reply:
 
 @dataclass
 class Fault:
-    kind: Literal["429", "500", "timeout", "truncated", "malformed", "cut"]
+    kind: Literal["400", "429", "500", "timeout", "truncated", "malformed", "cut"]
     retry_after: float | None = None
     delay: float = 3.0
     """For "timeout": how long the server stalls before answering (beyond the client's timeout)."""
@@ -428,7 +428,10 @@ class ScriptedServer:
             return
         if self.state.latency:
             await asyncio.sleep(self.state.latency)
-        if fault.kind == "500":
+        if fault.kind == "400":
+            self._record(path, body, 400)
+            await _send_json(send, 400, {"error": {"message": "Invalid request (scripted)", "type": "invalid_request_error"}})
+        elif fault.kind == "500":
             self._record(path, body, 500)
             await _send_json(send, 500, {"error": {"message": "The server had an error (scripted)", "type": "server_error"}})
         elif fault.kind == "timeout":
