@@ -28,7 +28,7 @@ STRATEGY_ORDER = ("random", "uncertainty", "diversity", "hybrid")
 def parse(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m prefpipe.bench active-learning", description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="HH-RLHF jsonl(.gz) file (default: helpful-base test)")
-    ap.add_argument("--seeds", type=int, default=10, help="independent replays to average (>= 5)")
+    ap.add_argument("--seeds", type=int, default=20, help="independent replays to average (>= 5)")
     ap.add_argument("--test-fraction", type=float, default=0.3)
     ap.add_argument("--initial", type=int, default=50, help="random seed-set size")
     ap.add_argument("--step", type=int, default=50, help="labels added per round")
