@@ -22,8 +22,13 @@ from prefpipe.quality.errors import (
 from prefpipe.quality.interpretation import band, interpret
 from prefpipe.quality.kappa import cohens_kappa, cohens_kappa_table, fleiss_kappa, fleiss_kappa_estimate
 from prefpipe.quality.krippendorff import krippendorff_alpha, krippendorff_alpha_estimate
+from prefpipe.quality.reliability import annotator_reliability, filter_annotations
+from prefpipe.quality.report import agreement_report
 
 __all__ = [
+    "agreement_report",
+    "annotator_reliability",
+    "filter_annotations",
     "AgreementUndefinedError",
     "Annotations",
     "DawidSkeneFit",

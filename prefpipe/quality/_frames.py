@@ -118,33 +118,32 @@ class Annotations:
             )
         if len(df) == 0:
             raise EmptyAnnotationsError("annotations frame is empty: no rows")
-        for col in (item, annotator):
-            nulls = df[col].isna().to_numpy()
-            if nulls.any():
+        item_codes, items = pd.factorize(df[item], sort=False)
+        ann_codes, annotators = pd.factorize(df[annotator], sort=False)
+        for col, codes in ((item, item_codes), (annotator, ann_codes)):
+            if codes.min() < 0:
+                nulls = codes < 0
                 raise QualityInputError(
                     f"{col}: {int(nulls.sum())} row(s) have no {col} (first at row {int(np.flatnonzero(nulls)[0])})"
                 )
-
-        item_codes, items = pd.factorize(df[item], sort=False)
-        ann_codes, annotators = pd.factorize(df[annotator], sort=False)
         item_codes = item_codes.astype(np.int64, copy=False)
         ann_codes = ann_codes.astype(np.int64, copy=False)
 
-        key = item_codes * len(annotators) + ann_codes
-        dup = pd.Series(key).duplicated(keep=False).to_numpy()
-        if dup.any():
+        dup = _duplicate_rows(item_codes, ann_codes, len(annotators))
+        if dup is not None:
             if on_duplicate == "error":
                 first = int(np.flatnonzero(dup)[0])
                 raise DuplicateLabelError(
                     f"{annotator} {df[annotator].iloc[first]!r} labelled {item} {df[item].iloc[first]!r} "
                     f"more than once ({int(dup.sum())} rows involved, first at row {first}); "
-                    "pass on_duplicate='first' or 'last' to Annotations.from_frame to keep one"
+                    "pass on_duplicate='first', 'last' or 'keep' to Annotations.from_frame"
                 )
             if on_duplicate not in ("first", "last", "keep"):
                 raise ValueError(f"on_duplicate must be 'error', 'first', 'last' or 'keep', not {on_duplicate!r}")
             if on_duplicate == "keep":
                 keep = np.ones(len(df), dtype=bool)
             else:
+                key = item_codes * len(annotators) + ann_codes
                 keep = ~pd.Series(key).duplicated(keep=on_duplicate).to_numpy()
         else:
             keep = np.ones(len(df), dtype=bool)
@@ -165,9 +164,41 @@ class Annotations:
             annotator_name=annotator,
             label_name=label,
             n_missing=n_missing,
-            has_duplicates=bool(dup.any()) and on_duplicate == "keep",
+            has_duplicates=dup is not None and on_duplicate == "keep",
             rows=np.flatnonzero(present),
         )
+
+
+def _duplicate_rows(item_codes: np.ndarray, ann_codes: np.ndarray, n_annotators: int) -> np.ndarray | None:
+    """Mask of rows whose (item, annotator) occurs more than once, or None when there are none.
+
+    Fast path for the usual case of few labels per item: order rows by item (free when the frame
+    is already grouped by item, as factorize numbers items in order of appearance) and compare
+    each row with the next few rows of the same item. Items with many labels use a hash table."""
+    if item_codes.size < 2:
+        return None
+    grouped = bool(np.all(item_codes[1:] >= item_codes[:-1]))
+    per_item = np.bincount(item_codes)
+    if per_item.max() <= 32:
+        order = None if grouped else np.argsort(item_codes, kind="stable")
+        items = item_codes if order is None else item_codes[order]
+        anns = ann_codes if order is None else ann_codes[order]
+        hit = np.zeros(items.size, dtype=bool)
+        for d in range(1, int(per_item.max())):
+            same = (items[d:] == items[:-d]) & (anns[d:] == anns[:-d])
+            if same.any():
+                hit[d:] |= same
+                hit[:-d] |= same
+        if not hit.any():
+            return None
+        if order is None:
+            return hit
+        out = np.zeros_like(hit)
+        out[order] = hit
+        return out
+    key = item_codes * n_annotators + ann_codes
+    dup = pd.Series(key).duplicated(keep=False).to_numpy()
+    return dup if dup.any() else None
 
 
 def _encode_labels(values: pd.Series, field: str, categories: Sequence | None) -> tuple[np.ndarray, list]:

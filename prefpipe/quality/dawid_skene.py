@@ -131,36 +131,53 @@ def fit_dawid_skene(
     x = sp.csr_matrix(
         (np.ones(ann.n_labels), (ann.item, ann.annotator * k + ann.label)), shape=(ni, na * k), dtype=np.float64
     )
-    xt = x.T.tocsr()
+    xt = x.T  # a CSC view: X^T @ posteriors then reads the posteriors in order (8x faster than CSR)
     g_items, g_codes = gold_codes(ann, gold)
-    has_label = ann.labels_per_item() > 0
-    informed = has_label.copy()
+    n_labels = ann.labels_per_item().astype(np.float64)
+    informed = n_labels > 0
     informed[g_items] = True
+    # rows whose posterior is not inferred: gold (held fixed) and items with nothing to go on
+    fixed = ~informed
+    fixed[g_items] = True
+    w_informed = informed.astype(np.float64)
 
     counts = ann.counts().astype(np.float64)
-    post = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    post = _fix_gold(post, g_items, g_codes)
-    priors = _priors(post, informed)
+    post = counts / np.maximum(n_labels, 1.0)[:, None]
+    _fix_gold(post, g_items, g_codes)
+    priors = _priors(post, w_informed)
     confusion = _m_step(xt, post, na, k, smoothing)
-
-    n_labels = ann.labels_per_item()
     xl = _label_loglik(x, confusion)
+
     elbo: list[float] = []
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
-        post = _fix_gold(_e_step(xl + np.log(priors)[None, :]), g_items, g_codes)
-        priors = _priors(post, informed)
+        # E-step: post = softmax(log prior + label log-likelihoods), keeping the shifted logits
+        logits = xl
+        logits += np.log(priors)[None, :]
+        logits -= _row_max(logits)[:, None]
+        np.exp(logits, out=post)
+        norm = post.sum(axis=1)
+        post /= norm[:, None]
+        log_norm = np.log(norm)
+        _fix_gold(post, g_items, g_codes)
+        logits[fixed] = 0.0  # fixed rows add no entropy (one-hot gold; unlabelled items are not modelled)
+        log_norm[fixed] = 0.0
+        neg_entropy = float(np.vdot(post, logits) - log_norm.sum())
+        # M-step
+        priors = _priors(post, w_informed)
         confusion = _m_step(xt, post, na, k, smoothing)
         xl = _label_loglik(x, confusion)  # reused by the next E-step
-        value = _stopping_bound(xl, priors, post, n_labels, informed) / max(ann.n_labels, 1)
+        # crowd-kit's stopping quantity: the evidence lower bound with the prior term counted once
+        # per label (crowd-kit joins it to every label row), per label
+        bound = float(np.vdot(post, xl) + (n_labels @ post) @ np.log(priors)) - neg_entropy
+        value = bound / max(ann.n_labels, 1)
         done = bool(elbo) and value - elbo[-1] < tol
         elbo.append(value)
         if done:
             converged = True
             break
-    # items without any label keep the prior as their posterior (they get no label in .labels())
-    post[~informed] = priors
+    post[~informed] = priors  # items without any label or gold keep the prior (no label in .labels())
     return DawidSkeneFit(ann, post, priors, confusion, it, converged, elbo, g_items)
 
 
@@ -171,12 +188,20 @@ def _fix_gold(post: np.ndarray, items: np.ndarray, codes: np.ndarray) -> np.ndar
     return post
 
 
-def _priors(post: np.ndarray, informed: np.ndarray) -> np.ndarray:
-    p = post[informed].mean(axis=0)
+def _priors(post: np.ndarray, w_informed: np.ndarray) -> np.ndarray:
+    p = (w_informed @ post) / w_informed.sum()
     return np.maximum(p, _FLOOR)
 
 
-def _m_step(xt: sp.csr_matrix, post: np.ndarray, na: int, k: int, smoothing: float) -> np.ndarray:
+def _row_max(a: np.ndarray) -> np.ndarray:
+    """Row maximum of a narrow (n x K) array, column by column (faster than a.max(axis=1))."""
+    out = a[:, 0].copy()
+    for j in range(1, a.shape[1]):
+        np.maximum(out, a[:, j], out=out)
+    return out
+
+
+def _m_step(xt: sp.spmatrix, post: np.ndarray, na: int, k: int, smoothing: float) -> np.ndarray:
     """confusion[a, t, g] from expected counts of (annotator a gave g, truth t)."""
     expected = np.asarray(xt @ post).reshape(na, k, k)  # [a, given, true]
     expected = expected.transpose(0, 2, 1) + smoothing  # [a, true, given]
@@ -189,20 +214,6 @@ def _label_loglik(x: sp.csr_matrix, confusion: np.ndarray) -> np.ndarray:
     na, k, _ = confusion.shape
     log_conf = np.log(confusion).transpose(0, 2, 1).reshape(na * k, k)  # row a*k+given, column true
     return np.asarray(x @ log_conf)
-
-
-def _e_step(loglik: np.ndarray) -> np.ndarray:
-    shifted = np.exp(loglik - loglik.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
-def _stopping_bound(xl: np.ndarray, priors: np.ndarray, post: np.ndarray, n_labels: np.ndarray, informed: np.ndarray) -> float:
-    """crowd-kit's stopping quantity, so both stop at the same iteration: the evidence lower bound
-    with the prior term counted once per label (crowd-kit joins it to every label row)."""
-    per_item = xl[informed] + n_labels[informed, None] * np.log(priors)[None, :]
-    p = post[informed]
-    safe = np.maximum(p, _FLOOR)
-    return float((p * per_item).sum() - (safe * np.log(safe)).sum())
 
 
 def dawid_skene(

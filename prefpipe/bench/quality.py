@@ -1,0 +1,243 @@
+"""`python -m prefpipe.bench quality --pairs N`: the quality core beside the reference libraries.
+
+Generates N pairs with 3 labels each from 200 simulated annotators of mixed quality (seeded, known
+truth; prefpipe.quality.simulate), then times in one run prefpipe's Krippendorff alpha (ordinal),
+Fleiss' kappa, Cohen's kappa table, majority vote and Dawid-Skene next to the krippendorff
+package, statsmodels, a loop over scikit-learn's cohen_kappa_score and crowd-kit on the same data,
+checks that the figures agree, and prints seconds, peak memory, ratios and whether each target of
+issue 3 is met. Then it times alpha with a 1,000-resample bootstrap and the whole quality stage.
+
+Timing: wall-clock seconds of one call (time.perf_counter). Peak memory: a second call under
+tracemalloc (peak bytes allocated during the call, through Python's allocator, which numpy and
+pandas report to; memory held before the call is not counted). Reference inputs (the
+annotators-by-items matrix, the items-by-raters table, the per-pair label arrays) are built
+before their clock starts; prefpipe is timed from the long DataFrame the asset holds, except where
+a row says "encoded".
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Row:
+    figure: str
+    ours_s: float
+    ours_mb: float
+    reference: str = ""
+    ref_s: float = float("nan")
+    ref_mb: float = float("nan")
+    target: str = ""
+    met: bool | None = None
+    check: str = ""
+
+
+def measure(fn: Callable[[], object], memory: bool) -> tuple[float, float, object]:
+    """(seconds, peak MB or NaN, result) of fn()."""
+    gc.collect()
+    start = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - start
+    peak = float("nan")
+    if memory:
+        del result
+        gc.collect()
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        result = fn()
+        peak = tracemalloc.get_traced_memory()[1] / MB
+        tracemalloc.stop()
+    return seconds, peak, result
+
+
+def _fmt(x: float, digits: int = 2) -> str:
+    return "-" if x != x else f"{x:,.{digits}f}"
+
+
+def print_table(rows: list[Row], n_pairs: int) -> None:
+    print(f"\n## prefpipe quality core at {n_pairs:,} pairs ({3 * n_pairs:,} labels)\n")
+    print("| figure | prefpipe s | prefpipe peak MB | reference | reference s | reference peak MB | speed-up | target | met | check |")
+    print("|---|---:|---:|---|---:|---:|---:|---|---|---|")
+    for r in rows:
+        ratio = r.ref_s / r.ours_s if r.ref_s == r.ref_s else float("nan")
+        met = "-" if r.met is None else ("yes" if r.met else "NO")
+        print(
+            f"| {r.figure} | {_fmt(r.ours_s, 3)} | {_fmt(r.ours_mb, 0)} | {r.reference or '-'} | {_fmt(r.ref_s)} | "
+            f"{_fmt(r.ref_mb, 0)} | {_fmt(ratio, 1) + 'x' if ratio == ratio else '-'} | {r.target} | {met} | {r.check} |"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m prefpipe.bench quality", description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=100_000, help="pairs to simulate (3 labels each)")
+    parser.add_argument("--annotators", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples for the interval rows")
+    parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc pass (halves the run time)")
+    parser.add_argument("--no-reference", action="store_true", help="time prefpipe only")
+    args = parser.parse_args(argv)
+    memory = not args.no_memory
+
+    from prefpipe.quality import (
+        Annotations,
+        agreement_report,
+        annotator_reliability,
+        cohens_kappa_table,
+        filter_annotations,
+        fit_dawid_skene,
+        fleiss_kappa,
+        krippendorff_alpha,
+        krippendorff_alpha_estimate,
+        majority_vote,
+    )
+    from prefpipe.quality.kappa import annotator_pairs
+    from prefpipe.quality.simulate import simulate_batch
+
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = ", ".join(f"{i.get('internal_api')} {i.get('architecture', '')} threads={i.get('num_threads')}" for i in threadpool_info())
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        blas = "unknown"
+    print(f"machine: {os.cpu_count()} cores; BLAS: {blas}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+
+    t0 = time.perf_counter()
+    batch = simulate_batch(args.pairs, n_annotators=args.annotators, seed=args.seed)
+    df = batch.annotations
+    truth = batch.truth
+    print(f"simulated {args.pairs:,} pairs, {len(df):,} labels, {args.annotators} annotators in {time.perf_counter() - t0:.1f} s")
+    rows: list[Row] = []
+    ann = Annotations.from_frame(df)
+    codes = ann.label.astype(np.float64)
+    ref = not args.no_reference
+
+    # Krippendorff's alpha (ordinal)
+    s, mb, ours = measure(lambda: krippendorff_alpha(df, "ordinal"), memory)
+    row = Row("Krippendorff alpha, ordinal", s, mb, target="<1 s and >=10x faster")
+    if ref:
+        import krippendorff
+
+        matrix = np.full((ann.n_annotators, ann.n_items), np.nan)
+        matrix[ann.annotator, ann.item] = codes
+        rs, rmb, theirs = measure(lambda: krippendorff.alpha(matrix, level_of_measurement="ordinal", value_domain=np.arange(5.0)), memory)
+        del matrix
+        row.reference, row.ref_s, row.ref_mb = "krippendorff.alpha (annotators x items matrix)", rs, rmb
+        row.check = f"|diff| = {abs(ours - theirs):.1e}"
+        row.met = s < 1.0 and rs / s >= 10
+    else:
+        row.met = s < 1.0
+    rows.append(row)
+    s2, mb2, _ = measure(lambda: krippendorff_alpha(ann, "ordinal"), memory)
+    rows.append(Row("Krippendorff alpha, ordinal (encoded Annotations)", s2, mb2, target="(information)", check=f"alpha = {ours:.4f}"))
+
+    # Fleiss' kappa
+    s, mb, ours = measure(lambda: fleiss_kappa(df), memory)
+    row = Row("Fleiss kappa", s, mb, target="<0.5 s", met=s < 0.5)
+    if ref:
+        from statsmodels.stats.inter_rater import aggregate_raters
+        from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
+
+        order = np.lexsort((ann.annotator, ann.item))
+        raters = ann.label[order].reshape(ann.n_items, -1)
+        rs, rmb, theirs = measure(lambda: sm_fleiss(aggregate_raters(raters, n_cat=5)[0]), memory)
+        row.reference, row.ref_s, row.ref_mb = "statsmodels aggregate_raters + fleiss_kappa", rs, rmb
+        row.check = f"|diff| = {abs(ours - theirs):.1e}"
+    rows.append(row)
+
+    # Cohen's kappa table over every annotator pair
+    s, mb, table = measure(lambda: cohens_kappa_table(df, min_shared=1), memory)
+    row = Row(f"Cohen kappa table ({len(table):,} pairs)", s, mb, target=">=10x faster than the loop")
+    if ref:
+        from sklearn.metrics import cohen_kappa_score
+
+        r1, r2 = annotator_pairs(ann)
+        a1, a2 = ann.annotator[r1], ann.annotator[r2]
+        key = a1 * ann.n_annotators + a2
+        order = np.argsort(key, kind="stable")
+        bounds = np.flatnonzero(np.diff(key[order])) + 1
+        la = np.split(ann.label[r1][order], bounds)
+        lb = np.split(ann.label[r2][order], bounds)
+        rs, rmb, theirs = measure(lambda: [cohen_kappa_score(x, y) for x, y in zip(la, lb)], memory)
+        row.reference, row.ref_s, row.ref_mb = "loop of sklearn cohen_kappa_score", rs, rmb
+        ours_k = np.sort(table["kappa"].to_numpy())
+        theirs_k = np.sort(np.asarray(theirs, dtype=float))
+        row.check = f"max |diff| = {np.nanmax(np.abs(ours_k - theirs_k)):.1e}" if len(ours_k) == len(theirs_k) else "pair counts differ!"
+        row.met = rs / s >= 10
+    rows.append(row)
+
+    # Majority vote and Dawid-Skene against crowd-kit
+    ck_frame = df.rename(columns={"pair_id": "task", "annotator_id": "worker"})[["task", "worker", "label"]] if ref else None
+
+    def accuracy(labels: pd.Series) -> float:
+        return float((labels.reindex(truth.index) == truth).mean())
+
+    s, mb, mv = measure(lambda: majority_vote(df), memory)
+    mv_acc = accuracy(mv.set_index("pair_id")["label"])
+    row = Row("majority vote", s, mb, target=">=5x faster than crowd-kit")
+    if ref:
+        from crowdkit.aggregation import DawidSkene, MajorityVote
+
+        rs, rmb, theirs = measure(lambda: MajorityVote().fit_predict(ck_frame), memory)
+        row.reference, row.ref_s, row.ref_mb = "crowd-kit MajorityVote", rs, rmb
+        row.check = f"accuracy {mv_acc:.4f} vs {accuracy(theirs):.4f}"
+        row.met = rs / s >= 5
+    rows.append(row)
+
+    s, mb, fit = measure(lambda: fit_dawid_skene(df), memory)
+    ds_acc = accuracy(fit.labels().set_index("pair_id")["label"])
+    row = Row(f"Dawid-Skene ({fit.n_iter} iterations)", s, mb, target=">=5x faster, same accuracy, <1 GB")
+    if ref:
+        model = DawidSkene(n_iter=100)
+        rs, rmb, theirs = measure(lambda: model.fit_predict(ck_frame), memory)
+        ck_acc = accuracy(theirs)
+        row.reference, row.ref_s, row.ref_mb = f"crowd-kit DawidSkene ({len(model.loss_history_)} iterations)", rs, rmb
+        row.check = f"accuracy {ds_acc:.4f} vs {ck_acc:.4f} (majority {mv_acc:.4f})"
+        row.met = rs / s >= 5 and ds_acc >= ck_acc - 0.001 and (not memory or mb < 1024)
+    else:
+        row.check = f"accuracy {ds_acc:.4f} (majority {mv_acc:.4f})"
+        row.met = not memory or mb < 1024
+    rows.append(row)
+    del ck_frame
+
+    # Alpha with a bootstrap interval
+    s, mb, est = measure(lambda: krippendorff_alpha_estimate(df, "ordinal", n_boot=args.boot, seed=0), memory)
+    rows.append(Row(f"alpha + {args.boot}-resample bootstrap", s, mb, target="<60 s", met=s < 60, check=f"{est.value:.4f} [{est.ci_low:.4f}, {est.ci_high:.4f}]"))
+
+    # The whole quality stage, as the assets run it
+    def stage() -> dict:
+        reliability = annotator_reliability(df)
+        kept, summary = filter_annotations(df, reliability)
+        kept_ann = Annotations.from_frame(kept)
+        gold = kept.loc[kept["is_gold"], ["pair_id", "gold_label"]].drop_duplicates().set_index("pair_id")["gold_label"]
+        final = fit_dawid_skene(kept_ann, gold=gold).labels()
+        report = agreement_report(kept_ann, n_boot=args.boot, seed=0)
+        return {"reliability": reliability, "summary": summary, "final": final, "report": report}
+
+    s, mb, out = measure(stage, memory)
+    summary = out["summary"]
+    rows.append(
+        Row(
+            "whole quality stage (reliability, filter, DS with gold, agreement report with CIs)", s, mb,
+            target="<60 s", met=s < 60,
+            check=f"dropped {summary['annotators_dropped']} annotators / {summary['labels_dropped']:,} labels; "
+            f"{len(out['report']):,} report rows",
+        )
+    )
+    print_table(rows, args.pairs)
+    kinds = batch.kinds.reindex(out["reliability"]["annotator_id"]).to_numpy()
+    kept_by_kind = pd.crosstab(kinds, out["reliability"]["kept"].to_numpy())
+    print("\nkept annotators by simulated kind:\n" + kept_by_kind.to_string())
+    print(f"\nmemory: {'tracemalloc peak of a second call' if memory else 'not measured (--no-memory)'}")
+    return 0 if all(r.met is not False for r in rows) else 1
