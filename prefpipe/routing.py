@@ -160,9 +160,9 @@ def route_pairs(
 
     has_label = frame["ai_label"].notna().to_numpy()
     conf = frame["ai_confidence"].to_numpy()
-    st = frame["ai_status"].to_numpy()
-    no_ai = pd.isna(frame["ai_status"]).to_numpy()
-    consistent_ok = (st == "ok") | (~config.require_consistent & (st == "inconsistent") & has_label)
+    no_ai = frame["ai_status"].isna().to_numpy()
+    st = frame["ai_status"].fillna("").astype(str).to_numpy()
+    consistent_ok = (st == "ok") | ((not config.require_consistent) & (st == "inconsistent") & has_label)
     conditions = [
         no_ai,
         st == "failed",
@@ -345,11 +345,21 @@ def spot_check_disagreement(
 # final labels
 
 
+def _joined_versions(df: pd.DataFrame) -> pd.Series:
+    """pair_id -> the distinct guideline versions of its rows, sorted and "+"-joined."""
+    if "guideline_version" not in df.columns or df.empty:
+        return pd.Series(dtype="object")
+    v = df[["pair_id", "guideline_version"]].dropna()
+    return v.groupby("pair_id")["guideline_version"].agg(lambda s: "+".join(sorted(set(map(str, s)))))
+
+
 def combine_final_labels(
     routing: pd.DataFrame,
     ai_labels: pd.DataFrame | None,
     human_final: pd.DataFrame,
     expert_annotations: pd.DataFrame,
+    *,
+    human_annotations: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """FINAL_LABELS rows: an expert's answer is final; else the people's aggregate where people
     labelled; else the AI label where it stands (accepted, a spot check not yet labelled, or over
@@ -359,6 +369,9 @@ def combine_final_labels(
     library's aggregators. expert_annotations: HUMAN_ANNOTATIONS rows (role "expert" kept; with
     several, the latest created_at wins and confidence is the share of experts who agree).
     ai_labels: AI_LABELS rows; when None the AI label and confidence recorded in routing are used.
+    guideline_version: the version(s) the deciding labels were made under, "+"-joined: the
+    experts' for expert rows; human_final's own column if it has one, else the annotators' labels
+    in `human_annotations` for human rows; ai_labels' for AI rows. Null when not known.
     """
     _require(routing, ("pair_id", "route", "ai_label", "ai_confidence"), "routing")
     _require(human_final, ("pair_id", "label", "confidence", "n_labels", "method"), "human_final")
@@ -379,21 +392,40 @@ def combine_final_labels(
     expert = pd.DataFrame({"pair_id": ex["pair_id"].to_numpy(), "agree": agree}).groupby("pair_id").agg(
         confidence=("agree", "mean"), n_labels=("agree", "size")
     )
-    expert = expert.assign(label=latest.reindex(expert.index), method="expert", source="expert").reset_index()
+    expert = expert.assign(
+        label=latest.reindex(expert.index), method="expert", source="expert",
+        guideline_version=_joined_versions(ex).reindex(expert.index),
+    ).reset_index()
 
     hf = human_final[human_final["label"].notna()].assign(pair_id=lambda d: d["pair_id"].astype(str))
     hf = hf[hf["pair_id"].isin(batch) & ~hf["pair_id"].isin(set(expert["pair_id"]))]
     _unique_pairs(hf, "human_final")
     lab.to_codes(hf["label"], field="human_final.label")
     human = hf[["pair_id", "label", "confidence", "n_labels", "method"]].assign(source="human")
+    if "guideline_version" in hf.columns:
+        human["guideline_version"] = hf["guideline_version"].to_numpy()
+    elif human_annotations is not None:
+        _require(human_annotations, ("pair_id", "label"), "human_annotations")
+        people = human_annotations[human_annotations["label"].notna()]
+        if "role" in people.columns:
+            people = people[people["role"] != "expert"]
+        people = people.assign(pair_id=people["pair_id"].astype(str))
+        human["guideline_version"] = human["pair_id"].map(_joined_versions(people)).to_numpy()
+    else:
+        human["guideline_version"] = None
 
     if ai_labels is not None:
         _require(ai_labels, ("pair_id", "label", "confidence"), "ai_labels")
         ai_src = ai_labels.assign(pair_id=ai_labels["pair_id"].astype(str)).set_index("pair_id")
         ai_label = routing["pair_id"].map(ai_src["label"])
         ai_conf = routing["pair_id"].map(ai_src["confidence"])
+        ai_version = (
+            routing["pair_id"].map(ai_src["guideline_version"]) if "guideline_version" in ai_src.columns
+            else pd.Series(None, index=routing.index, dtype="object")
+        )
     else:
         ai_label, ai_conf = routing["ai_label"], routing["ai_confidence"]
+        ai_version = pd.Series(None, index=routing.index, dtype="object")
     stands = routing["route"].isin(["accepted", "spot_check", "over_budget"]) & ai_label.notna()
     taken = set(expert["pair_id"]) | set(human["pair_id"])
     stands &= ~routing["pair_id"].isin(taken)
@@ -405,6 +437,7 @@ def combine_final_labels(
             "n_labels": 1,
             "method": "ai",
             "source": "ai",
+            "guideline_version": ai_version[stands],
         }
     )
     out = pd.concat([expert, human, ai], ignore_index=True)

@@ -127,7 +127,10 @@ def prompt_embeddings(
     out = np.zeros((n, dim), dtype=np.float32)
     if n == 0:
         return out
-    hashed = _WORDS.transform(texts)
+    hashed = _WORDS.transform(texts).tocsc()
+    # keep only the hash buckets in use: the SVD's power iterations work on dense
+    # (columns x dim) blocks, and 2^18 mostly empty columns made a 50-prompt call take seconds
+    hashed = hashed[:, np.flatnonzero(np.diff(hashed.indptr))].tocsr()
     tfidf = TfidfTransformer(sublinear_tf=True).fit_transform(hashed)
     k = min(dim, n - 1, tfidf.shape[1] - 1)
     if k < 1:

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prefpipe import costs, schemas
+
+
+def usage() -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            ("judge-m", 100, 10, 0.01, False, False),
+            ("judge-m", 100, 10, 0.01, False, False),
+            ("judge-m", 100, 10, 0.01, False, False),
+            ("judge-m", 200, 20, 0.005, True, False),
+            ("judge-m", 200, 20, 0.005, True, False),
+            ("judge-m", 100, 10, 0.01, False, True),  # cached: free whatever the row says
+            ("gen-m", 50, 500, 0.02, False, False),
+            ("gen-m", 50, 500, None, False, False),  # no price in the table
+        ],
+        columns=list(costs.LLM_USAGE_COLUMNS),
+    )
+
+
+def routing() -> pd.DataFrame:
+    return pd.DataFrame({
+        "pair_id": ["p1", "p2", "p3", "p4"],
+        "route": ["accepted", "accepted", "spot_check", "human"],
+        "reason": ["x"] * 4,
+        "ai_label": ["A>B"] * 4,
+        "ai_confidence": [0.9, 0.9, 0.9, 0.3],
+        "ai_status": ["ok"] * 4,
+    })
+
+
+def annotations() -> pd.DataFrame:
+    rows = [
+        ("p3", "a1", "A>B", "annotator", False),
+        ("p4", "a1", "B>A", "annotator", False),
+        ("p4", "a2", "B>A", "annotator", False),
+        ("p4", "a3", None, "annotator", False),  # skipped: not charged
+        ("gold-7", "a1", "A>>B", "annotator", True),
+        ("p3", "e1", "B>A", "expert", False),
+    ]
+    return pd.DataFrame(rows, columns=["pair_id", "annotator_id", "label", "role", "is_gold"])
+
+
+def final_labels() -> pd.DataFrame:
+    return pd.DataFrame({"pair_id": ["p1", "p2", "p3"], "label": ["A>B", "A>B", "B>A"]})
+
+
+PRICES = costs.HumanPrices(per_label=0.5, per_expert_label=3.0)
+
+
+def test_ledger_arithmetic():
+    report = costs.cost_ledger(usage(), annotations(), final_labels(), routing(), PRICES)
+    assert list(report.columns) == list(schemas.COST_REPORT)
+    ledger = report[report["section"] == "ledger"].set_index("item")
+    judge_live = ledger.loc["llm: judge-m (live)"]
+    assert judge_live["quantity"] == 3 and judge_live["total_usd"] == pytest.approx(0.03)
+    assert judge_live["unit_usd"] == pytest.approx(0.01) and "300 prompt + 30 completion" in judge_live["note"]
+    assert ledger.loc["llm: judge-m (batch)", "total_usd"] == pytest.approx(0.01)
+    assert ledger.loc["llm: judge-m (cached)", "total_usd"] == 0.0
+    gen = ledger.loc["llm: gen-m (live)"]
+    assert gen["quantity"] == 2 and gen["total_usd"] == pytest.approx(0.02) and "1 call(s) have no price" in gen["note"]
+    assert ledger.loc["human labels", ["quantity", "unit_usd", "total_usd"]].tolist() == [4, 0.5, 2.0]
+    assert "1 gold" in ledger.loc["human labels", "note"]
+    assert ledger.loc["expert labels", ["quantity", "total_usd"]].tolist() == [1, 3.0]
+    total = 0.03 + 0.01 + 0.02 + 2.0 + 3.0
+    assert ledger.loc["total", "total_usd"] == pytest.approx(total)
+    assert ledger.loc["total", "unit_usd"] == pytest.approx(total / 4)
+    assert ledger.loc["per final label", "quantity"] == 3
+    assert ledger.loc["per final label", "unit_usd"] == pytest.approx(total / 3)
+    llm_pp = 0.06 / 4
+    assert ledger.loc["route: accepted", "total_usd"] == pytest.approx(2 * llm_pp)
+    assert ledger.loc["route: spot_check", "total_usd"] == pytest.approx(llm_pp + 0.5 + 3.0)
+    assert ledger.loc["route: human", "total_usd"] == pytest.approx(llm_pp + 1.0)
+    outside = ledger.loc["labels outside the routing (gold, other batches)"]
+    assert outside["quantity"] == 1 and outside["total_usd"] == 0.5
+    # every dollar is in exactly one route line (or the outside line)
+    route_lines = ledger[ledger.index.str.startswith("route: ")]["total_usd"].sum() + outside["total_usd"]
+    assert route_lines == pytest.approx(total)
+
+
+def test_projection_scales_measured_rates_beside_the_source_figures():
+    report = costs.cost_ledger(usage(), annotations(), final_labels(), routing(), PRICES)
+    proj = report[report["section"] == "projection"].set_index("item")
+    per_pair = 0.06 / 4 + (4 / 4) * 0.5 + (1 / 4) * 3.0
+    for size in costs.PROJECTION_SIZES:
+        row = proj.loc[f"prefpipe at {size:,} pairs"]
+        assert row["quantity"] == size
+        assert row["unit_usd"] == pytest.approx(per_pair)
+        assert row["total_usd"] == pytest.approx(per_pair * size)
+        assert "accepted 50.0%" in row["note"]
+        src = proj.loc[f"source at {size:,} pairs"]
+        assert src["unit_usd"] == costs.SOURCE_FIGURES[size][0]
+        assert src["total_usd"] == pytest.approx(costs.SOURCE_FIGURES[size][0] * size)
+    assert [costs.SOURCE_FIGURES[s][0] for s in costs.PROJECTION_SIZES] == [2.00, 1.50, 0.40, 0.25]
+
+
+def test_empty_batch_has_no_projection_and_no_invented_rates():
+    empty_routing = routing().iloc[0:0]
+    report = costs.cost_ledger(usage().iloc[0:0], annotations().iloc[0:0], final_labels().iloc[0:0], empty_routing, PRICES)
+    ledger = report[report["section"] == "ledger"].set_index("item")
+    assert ledger.loc["total", "total_usd"] == 0.0 and np.isnan(ledger.loc["per final label", "unit_usd"])
+    proj = report[report["section"] == "projection"]
+    assert len(proj) == 1 and np.isnan(proj["unit_usd"].item())
+
+
+def test_bad_input_is_named():
+    with pytest.raises(KeyError, match="llm_usage: missing column.*batch_api"):
+        costs.cost_ledger(usage().drop(columns="batch_api"), annotations(), final_labels(), routing(), PRICES)
+    with pytest.raises(ValueError, match="per_label"):
+        costs.HumanPrices(per_label=-1.0)
+
+
+def test_plot_is_a_png():
+    report = costs.cost_ledger(usage(), annotations(), final_labels(), routing(), PRICES)
+    png = costs.cost_plot_png(report)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
