@@ -62,26 +62,52 @@ def _per(total: float, n: float) -> float:
     return total / n if n else float("nan")
 
 
-def _llm_rows(llm_usage: pd.DataFrame) -> tuple[list[dict], float]:
-    _require(llm_usage, LLM_USAGE_COLUMNS, "llm_usage")
-    u = llm_usage.copy()
-    u["cached"] = u["cached"].fillna(False).astype(bool)
-    u["batch_api"] = u["batch_api"].fillna(False).astype(bool)
-    u["mode"] = np.where(u["cached"], "cached", np.where(u["batch_api"], "batch", "live"))
-    # a cached call costs nothing whatever the row says; an unpriced live call is not guessed
-    u["cost"] = np.where(u["cached"], 0.0, pd.to_numeric(u["cost_usd"], errors="raise").astype("float64"))
+def _llm_calls(llm_usage: pd.DataFrame) -> pd.DataFrame:
+    """Normalise the LLM layer's usage frame (prefpipe.llm.usage.USAGE: `batch`, `spent_usd`,
+    `stage`, `item_id`, `status`) or the minimal one (LLM_USAGE_COLUMNS) to: model, stage, mode,
+    tokens, cost (what this batch paid: 0 for a cached answer), item_id, status."""
+    _require(llm_usage, ("model", "prompt_tokens", "completion_tokens", "cost_usd", "cached"), "llm_usage")
+    batch_col = next((c for c in ("batch_api", "batch") if c in llm_usage.columns), None)
+    if batch_col is None:
+        raise KeyError("llm_usage: missing column(s) batch (or batch_api)")
+    u = pd.DataFrame({
+        "model": llm_usage["model"].astype("object").fillna("(unknown model)").to_numpy(),
+        "stage": llm_usage["stage"].astype("object").fillna("").to_numpy() if "stage" in llm_usage.columns else "",
+        "item_id": llm_usage["item_id"].astype("object").to_numpy() if "item_id" in llm_usage.columns else None,
+        "status": llm_usage["status"].astype("object").fillna("ok").to_numpy() if "status" in llm_usage.columns else "ok",
+        "prompt_tokens": pd.to_numeric(llm_usage["prompt_tokens"]).fillna(0).to_numpy(),
+        "completion_tokens": pd.to_numeric(llm_usage["completion_tokens"]).fillna(0).to_numpy(),
+    })
+    cached = llm_usage["cached"].fillna(False).astype(bool).to_numpy()
+    batch = llm_usage[batch_col].fillna(False).astype(bool).to_numpy()
+    u["mode"] = np.where(cached, "cached", np.where(batch, "batch", "live"))
+    # a cached answer was paid for once, when it was bought, not again by this batch; an unpriced
+    # call stays NaN (counted in the note, never guessed)
+    price = pd.to_numeric(llm_usage["cost_usd"], errors="raise").astype("float64").to_numpy()
+    u["cost"] = np.where(cached, 0.0, price)
+    u["bought_at"] = price
+    return u
+
+
+def _llm_rows(calls: pd.DataFrame) -> tuple[list[dict], float]:
     rows, total = [], 0.0
-    for (model, mode), g in u.groupby(["model", "mode"], sort=True, dropna=False):
+    for (model, stage, mode), g in calls.groupby(["model", "stage", "mode"], sort=True, dropna=False):
         unpriced = int(g["cost"].isna().sum())
         cost = float(g["cost"].sum(skipna=True))
         total += cost
-        note = (
-            f"{int(g['prompt_tokens'].fillna(0).sum()):,} prompt + {int(g['completion_tokens'].fillna(0).sum()):,} "
-            f"completion tokens; {'Batch API price' if mode == 'batch' else 'served from cache, free' if mode == 'cached' else 'live price'}"
-        )
+        how = {"batch": "Batch API price", "live": "live price",
+               "cached": f"served from the cache: ${g['bought_at'].sum(skipna=True):.4f} when bought, not paid again"}[mode]
+        note = f"{int(g['prompt_tokens'].sum()):,} prompt + {int(g['completion_tokens'].sum()):,} completion tokens; {how}"
+        pending = int((g["status"] == "pending").sum())
+        failed = int((g["status"] == "failed").sum())
+        if pending:
+            note += f"; {pending} pending in the Batch API (not yet charged)"
+        if failed:
+            note += f"; {failed} failed (no charge)"
         if unpriced:
             note += f"; {unpriced} call(s) have no price (model missing from the price table) and are not counted"
-        rows.append(_row("ledger", f"llm: {model} ({mode})", len(g), _per(cost, len(g)), cost, note))
+        label = f"llm: {model}" + (f" {stage}" if stage else "") + f" ({mode})"
+        rows.append(_row("ledger", label, len(g), _per(cost, len(g)), cost, note))
     return rows, total
 
 
@@ -105,15 +131,21 @@ def cost_ledger(
 ) -> pd.DataFrame:
     """COST_REPORT rows: the batch's ledger, then the projection.
 
-    Ledger: one line per (model, live|batch|cached), human labels, expert labels, the total,
-    dollars per final label, and dollars per route (LLM spend shared equally over the routed
-    pairs; human and expert labels charged to the route of the pair they labelled; labels on pairs
-    outside the routing, such as gold questions, on a line of their own). Skipped items (no
-    label) are not charged.
+    llm_usage: the LLM layer's usage frame (prefpipe.llm.usage: model, stage, item_id, tokens,
+    cached, batch, status, cost_usd) or any frame with LLM_USAGE_COLUMNS (`batch_api` for
+    `batch`). Cached answers cost this batch nothing; Batch API calls come at their discounted
+    price; calls with no price are counted, noted and left out of the totals.
+
+    Ledger: one line per (model, stage, live|batch|cached), human labels, expert labels, the
+    total, dollars per final label, and dollars per route (calls that name a routed pair are
+    charged to its route, the rest shared equally; human and expert labels charged to the route
+    of the pair they labelled; labels on pairs outside the routing, such as gold questions, on a
+    line of their own). Skipped items (no label) are not charged.
     """
     _require(routing, ("pair_id", "route"), "routing")
     _require(final_labels, ("pair_id",), "final_labels")
-    rows, llm_total = _llm_rows(llm_usage)
+    calls = _llm_calls(llm_usage)
+    rows, llm_total = _llm_rows(calls)
     h = _human_labels(human_annotations)
     n_human = int((~h["is_expert"]).sum())
     n_expert = int(h["is_expert"].sum())
@@ -133,13 +165,18 @@ def cost_ledger(
     route_of = routing.assign(pair_id=routing["pair_id"].astype(str)).drop_duplicates("pair_id").set_index("pair_id")["route"]
     h["route"] = h["pair_id"].map(route_of)
     h["price"] = np.where(h["is_expert"], prices.per_expert_label, prices.per_label)
-    llm_per_pair = _per(llm_total, n_pairs)
+    # calls that name a routed pair (the judge's) are charged to its route; the rest (generation,
+    # per prompt) are shared equally over the routed pairs
+    call_route = calls["item_id"].astype("object").map(route_of)
+    direct = calls["cost"].where(call_route.notna(), 0.0).fillna(0.0).groupby(call_route).sum()
+    shared_per_pair = _per(float(calls.loc[call_route.isna(), "cost"].sum(skipna=True)), n_pairs)
     pairs_per_route = route_of.value_counts()
     for route, n in pairs_per_route.items():
         people = float(h.loc[h["route"] == route, "price"].sum())
-        spent = n * llm_per_pair + people
+        llm = float(direct.get(route, 0.0)) + n * shared_per_pair
+        spent = llm + people
         rows.append(_row("ledger", f"route: {route}", n, _per(spent, n), spent,
-                         f"LLM {n * llm_per_pair:.2f} + people {people:.2f}"))
+                         f"LLM {llm:.4f} (own calls + an equal share of the rest) + people {people:.2f}"))
     outside = h["route"].isna()
     if outside.any():
         spent = float(h.loc[outside, "price"].sum())

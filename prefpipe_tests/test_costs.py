@@ -99,6 +99,35 @@ def test_projection_scales_measured_rates_beside_the_source_figures():
     assert [costs.SOURCE_FIGURES[s][0] for s in costs.PROJECTION_SIZES] == [2.00, 1.50, 0.40, 0.25]
 
 
+def test_llm_layer_usage_frame_is_read_and_judge_calls_charged_to_their_route():
+    from prefpipe.llm.usage import USAGE
+
+    rows = [
+        # call_key, stage, actor, item_id, model, p, c, cached, batch, status, attempts, cost, spent, error
+        ("k1", "judge", "j", "p1", "judge-m", 100, 10, False, False, "ok", 1, 0.01, 0.01, None),
+        ("k2", "judge", "j", "p4", "judge-m", 100, 10, False, True, "ok", 1, 0.005, 0.005, None),
+        ("k3", "judge", "j", "p4", "judge-m", 100, 10, True, False, "ok", 0, 0.01, 0.0, None),
+        ("k4", "judge", "j", "p3", "judge-m", None, None, False, True, "pending", 1, 0.0, 0.0, None),
+        ("k5", "generation", "two_models", "prompt-1", "gen-m", 50, 500, False, False, "ok", 1, 0.04, 0.04, None),
+        ("k6", "generation", "two_models", "prompt-1", "gen-m", None, None, False, False, "failed", 3, 0.0, 0.0, "HTTP 500"),
+    ]
+    frame = pd.DataFrame(rows, columns=list(USAGE)).astype(USAGE)
+    report = costs.cost_ledger(frame, annotations(), final_labels(), routing(), PRICES)
+    ledger = report[report["section"] == "ledger"].set_index("item")
+    assert ledger.loc["llm: judge-m judge (live)", "total_usd"] == pytest.approx(0.01)
+    batch = ledger.loc["llm: judge-m judge (batch)"]
+    assert batch["quantity"] == 2 and batch["total_usd"] == pytest.approx(0.005) and "1 pending" in batch["note"]
+    cached = ledger.loc["llm: judge-m judge (cached)"]
+    assert cached["total_usd"] == 0.0 and "$0.0100 when bought" in cached["note"]
+    assert "1 failed" in ledger.loc["llm: gen-m generation (live)", "note"]
+    shared = 0.04 / 4  # generation is per prompt: shared equally over the 4 routed pairs
+    assert ledger.loc["route: accepted", "total_usd"] == pytest.approx(0.01 + 2 * shared)
+    assert ledger.loc["route: human", "total_usd"] == pytest.approx(0.005 + shared + 1.0)
+    assert ledger.loc["route: spot_check", "total_usd"] == pytest.approx(shared + 3.5)
+    llm_total = 0.01 + 0.005 + 0.04
+    assert ledger.loc["total", "total_usd"] == pytest.approx(llm_total + 2.0 + 3.0)
+
+
 def test_empty_batch_has_no_projection_and_no_invented_rates():
     empty_routing = routing().iloc[0:0]
     report = costs.cost_ledger(usage().iloc[0:0], annotations().iloc[0:0], final_labels().iloc[0:0], empty_routing, PRICES)
@@ -109,7 +138,7 @@ def test_empty_batch_has_no_projection_and_no_invented_rates():
 
 
 def test_bad_input_is_named():
-    with pytest.raises(KeyError, match="llm_usage: missing column.*batch_api"):
+    with pytest.raises(KeyError, match=r"llm_usage: missing column.*batch \(or batch_api\)"):
         costs.cost_ledger(usage().drop(columns="batch_api"), annotations(), final_labels(), routing(), PRICES)
     with pytest.raises(ValueError, match="per_label"):
         costs.HumanPrices(per_label=-1.0)

