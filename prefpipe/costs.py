@@ -152,9 +152,16 @@ def cost_ledger(
     n_gold = int((h["gold"] & ~h["is_expert"]).sum())
     human_total = n_human * prices.per_label
     expert_total = n_expert * prices.per_expert_label
-    rows.append(_row("ledger", "human labels", n_human, prices.per_label, human_total,
-                     f"includes {n_gold} gold-question label(s)" if n_gold else ""))
-    rows.append(_row("ledger", "expert labels", n_expert, prices.per_expert_label, expert_total))
+    # item names ai_label / human_label are what prefpipe.staleness reads as unit costs per label
+    judge = calls["stage"].astype(str).str.startswith("judge") if calls["stage"].astype(str).ne("").any() \
+        else pd.Series(True, index=calls.index)
+    judge_total = float(calls.loc[judge, "cost"].sum(skipna=True))
+    n_ai = int(routing["ai_status"].notna().sum()) if "ai_status" in routing.columns else int(len(routing))
+    rows.append(_row("ledger", "ai_label", n_ai, _per(judge_total, n_ai), judge_total,
+                     "judge calls above, per pair the judge labelled (already in the LLM lines: do not add twice)"))
+    rows.append(_row("ledger", "human_label", n_human, prices.per_label, human_total,
+                     "people's labels" + (f", including {n_gold} gold-question label(s)" if n_gold else "")))
+    rows.append(_row("ledger", "expert_label", n_expert, prices.per_expert_label, expert_total, "experts' labels"))
     total = llm_total + human_total + expert_total
     n_pairs = int(routing["pair_id"].nunique())
     rows.append(_row("ledger", "total", n_pairs, _per(total, n_pairs), total, "unit = dollars per routed pair"))

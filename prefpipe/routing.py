@@ -143,13 +143,13 @@ def route_pairs(
         live = pairs[~pairs["dropped"].fillna(False).astype(bool)] if "dropped" in pairs.columns else pairs
         _unique_pairs(live, "pairs")
         live_ids = live["pair_id"].astype(str)
-        unknown = ~frame["pair_id"].isin(set(live_ids))
+        unknown = ~frame["pair_id"].isin(live_ids.to_numpy())
         if unknown.any():
             raise ValueError(
                 f"ai_labels: {int(unknown.sum())} pair_id(s) are not among the (undropped) pairs, "
                 f"e.g. {', '.join(frame.loc[unknown, 'pair_id'].head(5))}"
             )
-        missing = live_ids[~live_ids.isin(set(frame["pair_id"]))]
+        missing = live_ids[~live_ids.isin(frame["pair_id"].to_numpy())]
         if len(missing):
             extra = pd.DataFrame(
                 {"pair_id": missing.to_numpy(), "ai_label": None, "ai_confidence": np.nan, "ai_status": None}
@@ -377,7 +377,8 @@ def combine_final_labels(
     _require(human_final, ("pair_id", "label", "confidence", "n_labels", "method"), "human_final")
     _require(expert_annotations, ("pair_id", "label"), "expert_annotations")
     routing = routing.assign(pair_id=routing["pair_id"].astype(str))
-    batch = set(routing["pair_id"])
+    _unique_pairs(routing, "routing")
+    batch = routing["pair_id"].to_numpy()
 
     ex = expert_annotations[expert_annotations["label"].notna()]
     if "role" in ex.columns:
@@ -398,7 +399,7 @@ def combine_final_labels(
     ).reset_index()
 
     hf = human_final[human_final["label"].notna()].assign(pair_id=lambda d: d["pair_id"].astype(str))
-    hf = hf[hf["pair_id"].isin(batch) & ~hf["pair_id"].isin(set(expert["pair_id"]))]
+    hf = hf[hf["pair_id"].isin(batch) & ~hf["pair_id"].isin(expert["pair_id"].to_numpy())]
     _unique_pairs(hf, "human_final")
     lab.to_codes(hf["label"], field="human_final.label")
     human = hf[["pair_id", "label", "confidence", "n_labels", "method"]].assign(source="human")
@@ -427,7 +428,7 @@ def combine_final_labels(
         ai_label, ai_conf = routing["ai_label"], routing["ai_confidence"]
         ai_version = pd.Series(None, index=routing.index, dtype="object")
     stands = routing["route"].isin(["accepted", "spot_check", "over_budget"]) & ai_label.notna()
-    taken = set(expert["pair_id"]) | set(human["pair_id"])
+    taken = np.concatenate([expert["pair_id"].to_numpy(dtype=object), human["pair_id"].to_numpy(dtype=object)])
     stands &= ~routing["pair_id"].isin(taken)
     ai = pd.DataFrame(
         {
@@ -440,7 +441,8 @@ def combine_final_labels(
             "guideline_version": ai_version[stands],
         }
     )
-    out = pd.concat([expert, human, ai], ignore_index=True)
-    order = {p: i for i, p in enumerate(routing["pair_id"])}
-    out = out.assign(_o=out["pair_id"].map(order)).sort_values("_o", kind="stable")
+    # typed before the concat: all-missing object columns make pandas inspect every value
+    parts = [part.astype({"guideline_version": "string", "label": "string", "pair_id": "string"}) for part in (expert, human, ai)]
+    out = pd.concat(parts, ignore_index=True)
+    out = out.assign(_o=pd.Index(routing["pair_id"]).get_indexer(out["pair_id"])).sort_values("_o", kind="stable")
     return schemas.conform(out, schemas.FINAL_LABELS, name="final_labels")

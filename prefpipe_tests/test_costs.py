@@ -64,9 +64,14 @@ def test_ledger_arithmetic():
     assert ledger.loc["llm: judge-m (cached)", "total_usd"] == 0.0
     gen = ledger.loc["llm: gen-m (live)"]
     assert gen["quantity"] == 2 and gen["total_usd"] == pytest.approx(0.02) and "1 call(s) have no price" in gen["note"]
-    assert ledger.loc["human labels", ["quantity", "unit_usd", "total_usd"]].tolist() == [4, 0.5, 2.0]
-    assert "1 gold" in ledger.loc["human labels", "note"]
-    assert ledger.loc["expert labels", ["quantity", "total_usd"]].tolist() == [1, 3.0]
+    assert ledger.loc["human_label", ["quantity", "unit_usd", "total_usd"]].tolist() == [4, 0.5, 2.0]
+    assert "1 gold" in ledger.loc["human_label", "note"]
+    assert ledger.loc["expert_label", ["quantity", "total_usd"]].tolist() == [1, 3.0]
+    # without stages every call counts as judging: 0.06 over the 4 pairs the judge labelled
+    assert ledger.loc["ai_label", "unit_usd"] == pytest.approx(0.06 / 4)
+    from prefpipe.staleness import unit_costs
+
+    assert unit_costs(report) == {"ai_labels": pytest.approx(0.015), "human_annotations": 0.5}
     total = 0.03 + 0.01 + 0.02 + 2.0 + 3.0
     assert ledger.loc["total", "total_usd"] == pytest.approx(total)
     assert ledger.loc["total", "unit_usd"] == pytest.approx(total / 4)
@@ -126,6 +131,7 @@ def test_llm_layer_usage_frame_is_read_and_judge_calls_charged_to_their_route():
     assert ledger.loc["route: spot_check", "total_usd"] == pytest.approx(shared + 3.5)
     llm_total = 0.01 + 0.005 + 0.04
     assert ledger.loc["total", "total_usd"] == pytest.approx(llm_total + 2.0 + 3.0)
+    assert ledger.loc["ai_label", "total_usd"] == pytest.approx(0.015)  # judge calls only
 
 
 def test_empty_batch_has_no_projection_and_no_invented_rates():

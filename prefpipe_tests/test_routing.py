@@ -297,3 +297,25 @@ def test_combine_final_labels_precedence_and_never_invents():
     # same labels from routing's own copy of the AI label (which carries no version)
     again = rt.combine_final_labels(routing, None, human_final, experts).set_index("pair_id")
     pd.testing.assert_frame_equal(got.drop(columns="guideline_version"), again.drop(columns="guideline_version"))
+
+
+def test_budget_with_a_reward_model_spends_people_where_the_model_is_unsure():
+    from prefpipe.learning.reward_model import RewardModel
+
+    good, bad = "Here is a careful, complete answer with the steps.", "No."
+    model = RewardModel().fit(["q"] * 20, [good] * 10 + [bad] * 10, [bad] * 10 + [good] * 10, ["A>B"] * 10 + ["B>A"] * 10)
+    n = 30
+    # the first ten pairs are clear-cut for the model; the other twenty show two equal answers
+    a = [good] * 10 + ["Maybe."] * 20
+    b = [bad] * 10 + ["Maybe."] * 20
+    pairs = pd.DataFrame({"pair_id": [f"p{i}" for i in range(n)], "prompt": [f"question {i}" for i in range(n)],
+                          "response_a": a, "response_b": b})
+    ai = ai_frame([(f"p{i}", "A>B", "ok", 0.5) for i in range(n)])
+    cfg = rt.RoutingConfig(spot_check_rate=0.0, human_budget=8, budget_strategy="uncertainty")
+    out = rt.route_pairs(ai, cfg, pairs=pairs, reward_model=model)
+    chosen = out.loc[out["route"] == "human", "pair_id"].str[1:].astype(int)
+    assert len(chosen) == 8 and (chosen >= 10).all()
+    assert out.loc[out["route"] == "over_budget", "reason"].str.startswith("over_budget (uncertainty, reward model)").all()
+    hybrid = rt.route_pairs(ai, rt.RoutingConfig(spot_check_rate=0.0, human_budget=8, budget_strategy="hybrid"),
+                            pairs=pairs, reward_model=model)
+    assert rt.route_counts(hybrid)["human"] == 8
