@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -45,11 +45,11 @@ SAMPLE_COLUMNS = ("prompt_id", "role", "model", "temperature", "sample_index", "
 
 @dataclass
 class GenerationResult:
-    pairs: pd.DataFrame
+    pairs: pd.DataFrame = field(repr=False)
     """schemas.RESPONSE_PAIRS columns (dropped pairs included, with their reason)."""
-    usage: pd.DataFrame
+    usage: pd.DataFrame = field(repr=False)
     """llm.usage.USAGE columns: one row per generation or scorer call."""
-    samples: pd.DataFrame
+    samples: pd.DataFrame = field(repr=False)
     """SAMPLE_COLUMNS: every sample drawn (and its score), for audit."""
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generator
 
 import numpy as np
 import pandas as pd
@@ -86,15 +86,15 @@ class JudgeConfig(BaseModel):
 
 @dataclass
 class JudgeResult:
-    labels: pd.DataFrame
+    labels: pd.DataFrame = field(repr=False)
     """schemas.AI_LABELS columns, one row per (pair, judge); rows still pending in the Batch API are left out."""
-    verdicts: pd.DataFrame
+    verdicts: pd.DataFrame = field(repr=False)
     """VERDICT_COLUMNS, one row per (pair, judge, order)."""
-    usage: pd.DataFrame
+    usage: pd.DataFrame = field(repr=False)
     """llm.usage.USAGE columns, one row per call."""
-    bias: pd.DataFrame
+    bias: pd.DataFrame = field(repr=False)
     """judge.bias.BIAS_COLUMNS, one row per judge."""
-    problems: pd.DataFrame
+    problems: pd.DataFrame = field(repr=False)
     """pair_id, judge, problem: why a row is not ok (parse problems, errors, the inconsistency)."""
     pending: int = 0
     """(pair, judge) rows waiting for Batch API answers; run again once the batch is done."""
@@ -129,11 +129,13 @@ class _Judge:
     name: str
 
 
-def _requests(judge: _Judge, guidelines: "Guidelines", pair: dict[str, Any], order: str) -> ChatRequest:
+def _requests(judge: _Judge, guidelines: "Guidelines | tuple[str, str]", pair: dict[str, Any], order: str) -> ChatRequest:
+    """The request for one order; `guidelines` may be given pre-rendered as (text, rubric)."""
+    text, rubric = guidelines if isinstance(guidelines, tuple) else (guidelines.text.strip(), guidelines.rubric_text())
     first, second = (pair["response_a"], pair["response_b"]) if order == "ab" else (pair["response_b"], pair["response_a"])
     messages = judge.template.messages(
-        guidelines=guidelines.text.strip(),
-        rubric=guidelines.rubric_text(),
+        guidelines=text,
+        rubric=rubric,
         prompt=pair["prompt"],
         response_a=first,
         response_b=second,
@@ -151,17 +153,18 @@ def _requests(judge: _Judge, guidelines: "Guidelines", pair: dict[str, Any], ord
     )
 
 
-async def _judge_order(client: "LLMClient", judge: _Judge, request: ChatRequest, order: str) -> dict[str, Any]:
-    """Ask one order (with the reminder retry) and return its verdict row plus raw texts."""
+def _order_steps(judge: _Judge, request: ChatRequest, order: str) -> Generator[ChatRequest, Completion, dict[str, Any]]:
+    """One order's dialogue as a generator: it yields the requests it needs (the question, then
+    maybe the reminder) and is sent their answers; it returns the order's verdict row. Written
+    once, driven either from the cache alone (no event loop) or by the async client."""
     out: dict[str, Any] = {"order": order, "retried": False, "raw": {}}
-    first = await client.acomplete(request)
+    first = yield request
     if not first.ok:
         return {**out, "status": first.status, "problem": first.error}
     out["raw"][order] = first.text
     final, parsed = first, parse_verdict(first.text)
     if parsed.value is None and judge.config.retry_unparsed:
-        retry_request = request.with_reply(first.text or "", judge.template.reminder, stage="judge_retry")
-        second = await client.acomplete(retry_request)
+        second = yield request.with_reply(first.text or "", judge.template.reminder, stage="judge_retry")
         out["retried"] = True
         if second.status == "pending":
             return {**out, "status": "pending", "problem": None}
@@ -180,8 +183,76 @@ async def _judge_order(client: "LLMClient", judge: _Judge, request: ChatRequest,
         "status": "ok",
         "raw_label": raw_label,
         "label": raw_label if order == "ab" else SWAP[raw_label],
-        "probability": span_probability(final.text or "", final.tokens, final.token_logprobs, parsed.span),
+        "probability": span_probability(final.text or "", final.token_ends, final.token_logprobs, parsed.span),
     }
+
+
+def _from_cache(client: "LLMClient", steps: Generator[ChatRequest, Completion, dict[str, Any]]) -> dict[str, Any] | None:
+    """Drive `steps` from stored answers only; None as soon as one is missing (nothing recorded)."""
+    taken: list[Completion] = []
+    try:
+        request = next(steps)
+        while True:
+            answer = client.lookup(request)
+            if answer is None:
+                return None
+            taken.append(answer)
+            request = steps.send(answer)
+    except StopIteration as done:
+        client.ledger.extend(taken)
+        return done.value
+
+
+async def _from_client(client: "LLMClient", steps: Generator[ChatRequest, Completion, dict[str, Any]]) -> dict[str, Any]:
+    try:
+        request = next(steps)
+        while True:
+            request = steps.send(await client.acomplete(request))
+    except StopIteration as done:
+        return done.value
+
+
+@dataclass
+class _Plan:
+    judges: list[_Judge]
+    jobs: list[tuple[_Judge, dict[str, Any], str, ChatRequest]]
+    """(judge, pair, order, first request), one per order asked."""
+
+
+def _prepare(pairs: pd.DataFrame, guidelines: "Guidelines", judges: list[JudgeConfig]) -> _Plan:
+    todo = validate_pairs(pairs)
+    if not judges:
+        raise ValueError("judges: configure at least one judge")
+    prepared = [_Judge(cfg, load_template(cfg.template, required=PAIR_PLACEHOLDERS - {"guidelines", "rubric"}, allowed=PAIR_PLACEHOLDERS), cfg.judge_name()) for cfg in judges]
+    names = [j.name for j in prepared]
+    if len(set(names)) != len(names):
+        raise ValueError(f"judges: two judges are both named {next(n for n in names if names.count(n) > 1)!r}; give them distinct names")
+    records = todo.to_dict("records")
+    rendered = (guidelines.text.strip(), guidelines.rubric_text())
+    jobs = [
+        (judge, pair, order, _requests(judge, rendered, pair, order))
+        for judge in prepared
+        for pair in records
+        for order in (("ab", "ba") if judge.config.both_orders else ("ab",))
+    ]
+    return _Plan(prepared, jobs)
+
+
+async def _ask(client: "LLMClient", plan: _Plan, outcomes: list[dict[str, Any] | None], batch_api: bool) -> list[str]:
+    """Fill the outcomes the cache could not give; returns the Batch API jobs still open."""
+    missing = [k for k, o in enumerate(outcomes) if o is None]
+
+    async def ask_all() -> None:
+        answers = await asyncio.gather(*(_from_client(client, _order_steps(plan.jobs[k][0], plan.jobs[k][3], plan.jobs[k][2])) for k in missing))
+        for k, answer in zip(missing, answers):
+            outcomes[k] = answer
+
+    if not batch_api:
+        await ask_all()
+        return []
+    async with client.batch_api() as batch:
+        await ask_all()
+    return batch.open_jobs()
 
 
 def judge_pairs(
@@ -194,10 +265,19 @@ def judge_pairs(
 ) -> JudgeResult:
     """Judge every pair (rows with dropped=True are skipped) with every judge.
 
-    batch_api=True sends nothing at once: cache misses go to OpenAI Batch API jobs and their rows
-    are reported as `pending`; call again later (a sensor, the next run) to ingest the answers.
+    Answers already in the cache are used without starting an event loop; the rest are asked
+    concurrently. batch_api=True sends nothing at once: cache misses go to OpenAI Batch API jobs
+    and their rows are counted as `pending`; call again later (a sensor, the next run) to ingest
+    the answers.
     """
-    return client.run(lambda: judge_pairs_async(pairs, guidelines, judges, client, batch_api=batch_api))
+    plan = _prepare(pairs, guidelines, judges)
+    client.prefetch([job[3] for job in plan.jobs])
+    mark = len(client.ledger)
+    outcomes = [_from_cache(client, _order_steps(j, req, order)) for j, _, order, req in plan.jobs]
+    batch_jobs: list[str] = []
+    if batch_api or any(o is None for o in outcomes):
+        batch_jobs = client.run(lambda: _ask(client, plan, outcomes, batch_api))
+    return _result(plan, outcomes, client.ledger[mark:], client, guidelines, batch_jobs)
 
 
 async def judge_pairs_async(
@@ -208,63 +288,53 @@ async def judge_pairs_async(
     *,
     batch_api: bool = False,
 ) -> JudgeResult:
-    todo = validate_pairs(pairs)
-    if not judges:
-        raise ValueError("judges: configure at least one judge")
-    prepared = [_Judge(cfg, load_template(cfg.template, required=PAIR_PLACEHOLDERS - {"guidelines", "rubric"}, allowed=PAIR_PLACEHOLDERS), cfg.judge_name()) for cfg in judges]
-    names = [j.name for j in prepared]
-    if len(set(names)) != len(names):
-        raise ValueError(f"judges: two judges are both named {next(n for n in names if names.count(n) > 1)!r}; give them distinct names")
-    records = todo.to_dict("records")
-    jobs: list[tuple[_Judge, dict[str, Any], str, ChatRequest]] = []
-    for judge in prepared:
-        orders = ("ab", "ba") if judge.config.both_orders else ("ab",)
-        for pair in records:
-            for order in orders:
-                jobs.append((judge, pair, order, _requests(judge, guidelines, pair, order)))
-    client.prefetch([job[3] for job in jobs])
+    """`judge_pairs` for callers that already run an event loop."""
+    plan = _prepare(pairs, guidelines, judges)
+    client.prefetch([job[3] for job in plan.jobs])
     mark = len(client.ledger)
+    outcomes = [_from_cache(client, _order_steps(j, req, order)) for j, _, order, req in plan.jobs]
+    batch_jobs = await _ask(client, plan, outcomes, batch_api)
+    return _result(plan, outcomes, client.ledger[mark:], client, guidelines, batch_jobs)
 
-    async def run_all() -> list[dict[str, Any]]:
-        return list(await asyncio.gather(*(_judge_order(client, j, req, order) for j, _, order, req in jobs)))
 
-    batch_jobs: list[str] = []
-    if batch_api:
-        async with client.batch_api() as batch:
-            outcomes = await run_all()
-        batch_jobs = batch.open_jobs()
-    else:
-        outcomes = await run_all()
-    calls: list[Completion] = client.ledger[mark:]
-
+def _result(
+    plan: _Plan,
+    outcomes: list[dict[str, Any] | None],
+    calls: list[Completion],
+    client: "LLMClient",
+    guidelines: "Guidelines",
+    batch_jobs: list[str],
+) -> JudgeResult:
+    done = [o for o in outcomes if o is not None]
+    assert len(done) == len(plan.jobs)
+    jobs = plan.jobs
     verdicts = pd.DataFrame(
         {
             "pair_id": [str(p["pair_id"]) for _, p, _, _ in jobs],
             "judge": [j.name for j, _, _, _ in jobs],
-            "order": [o["order"] for o in outcomes],
-            "status": [o["status"] for o in outcomes],
-            "raw_label": [o.get("raw_label") for o in outcomes],
-            "label": [o.get("label") for o in outcomes],
-            "probability": [o.get("probability") for o in outcomes],
-            "retried": [o["retried"] for o in outcomes],
-            "problem": [o.get("problem") for o in outcomes],
+            "order": [o["order"] for o in done],
+            "status": [o["status"] for o in done],
+            "raw_label": [o.get("raw_label") for o in done],
+            "label": [o.get("label") for o in done],
+            "probability": [o.get("probability") for o in done],
+            "retried": [o["retried"] for o in done],
+            "problem": [o.get("problem") for o in done],
             "len_a": [len(p["response_a"]) for _, p, _, _ in jobs],
             "len_b": [len(p["response_b"]) for _, p, _, _ in jobs],
         }
-    )
-    verdicts = verdicts.astype({k: v for k, v in VERDICT_COLUMNS.items()})
-    raws = pd.DataFrame({"pair_id": verdicts["pair_id"], "judge": verdicts["judge"], "raw": [o["raw"] for o in outcomes]})
+    ).astype(VERDICT_COLUMNS)
+    answers: dict[tuple[str, str], dict[str, str]] = {}
+    for (judge, pair, _, _), outcome in zip(jobs, done):
+        answers.setdefault((str(pair["pair_id"]), judge.name), {}).update(outcome["raw"])
+    raws = pd.Series({key: json.dumps(texts, ensure_ascii=False) for key, texts in answers.items()}, dtype=object)
     usage = usage_frame(calls, client.prices)
-    configs = {j.name: j for j in prepared}
-    labels_all, problems = combine_orders(verdicts, raws, configs, usage, guidelines.version)
-    bias = bias_stats(verdicts, labels_all)
+    labels_all, problems = combine_orders(verdicts, raws, {j.name: j for j in plan.judges}, usage, guidelines.version)
     pending = labels_all["status"] == "pending"
-    labels = schemas.conform(labels_all[~pending], schemas.AI_LABELS, name="ai_labels")
     return JudgeResult(
-        labels=labels,
+        labels=schemas.conform(labels_all[~pending], schemas.AI_LABELS, name="ai_labels"),
         verdicts=verdicts,
         usage=usage,
-        bias=bias,
+        bias=bias_stats(verdicts, labels_all),
         problems=problems[problems["status"] != "pending"].reset_index(drop=True),
         pending=int(pending.sum()),
         batch_jobs=batch_jobs,
@@ -273,7 +343,7 @@ async def judge_pairs_async(
 
 def combine_orders(
     verdicts: pd.DataFrame,
-    raws: pd.DataFrame,
+    raws: pd.Series,
     judges: dict[str, _Judge],
     usage: pd.DataFrame,
     guideline_version: str,
@@ -322,7 +392,6 @@ def combine_orders(
     ]
     problem = np.where(status == "inconsistent", [f"A/B order said {x}, B/A order said {y} (mapped back)" for x, y in zip(lab_ab, lab_ba)], np.array(problem, dtype=object))
 
-    raw_by_row = raws.groupby(keys, sort=False)["raw"].agg(lambda parts: json.dumps({k: v for d in parts for k, v in d.items()}, ensure_ascii=False))
     spend = usage.groupby(["item_id", "actor"], sort=False)[["prompt_tokens", "completion_tokens", "cost_usd"]].sum(min_count=1)
     spend.index.names = keys
     spend = spend.reindex(ab.index)
@@ -336,7 +405,7 @@ def combine_orders(
             "confidence": confidence,
             "label_ab": lab_ab,
             "label_ba": np.where(both, lab_ba, None),
-            "raw": raw_by_row.reindex(ab.index).to_numpy(dtype=object),
+            "raw": raws.reindex(ab.index).to_numpy(dtype=object),
             "guideline_version": guideline_version,
             "judge_prompt_version": [judges[j].template.version for j in ab.index.get_level_values("judge")],
             "prompt_tokens": spend["prompt_tokens"].to_numpy(),

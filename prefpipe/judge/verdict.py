@@ -12,6 +12,8 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from prefpipe.labels import SCALE
 
 _DECORATION = " \t*_`#>-"
@@ -75,18 +77,19 @@ def parse_score(text: str | None, low: int = 1, high: int = 10) -> Parsed:
     return Parsed(value, None, span)
 
 
-def span_probability(text: str, tokens: list[str] | None, logprobs: list[float] | None, span: tuple[int, int] | None) -> float | None:
+def span_probability(text: str, token_ends: np.ndarray | None, logprobs: np.ndarray | None, span: tuple[int, int] | None) -> float | None:
     """exp(sum of the log-probabilities of the tokens covering `span`): the probability the model
     gave the exact value it wrote. None when the server sent no log-probabilities or its tokens
     do not spell the answer (then we cannot tell which tokens are the verdict)."""
-    if not tokens or logprobs is None or span is None or len(tokens) != len(logprobs) or "".join(tokens) != text:
+    if token_ends is None or logprobs is None or span is None or len(token_ends) == 0:
         return None
-    total, pos = 0.0, 0
-    for token, lp in zip(tokens, logprobs):
-        end = pos + len(token)
-        if end > span[0] and pos < span[1] and token.strip():
-            total += lp
-        pos = end
-        if pos >= span[1]:
-            break
+    if len(token_ends) != len(logprobs) or int(token_ends[-1]) != len(text):
+        return None
+    k = int(np.searchsorted(token_ends, span[0], side="right"))  # first token ending inside the span
+    start, total = (int(token_ends[k - 1]) if k else 0), 0.0
+    while k < len(token_ends) and start < span[1]:
+        end = int(token_ends[k])
+        if text[start:end].strip():
+            total += float(logprobs[k])
+        start, k = end, k + 1
     return float(min(1.0, math.exp(total)))

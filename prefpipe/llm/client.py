@@ -277,42 +277,66 @@ class LLMClient:
 
     # -- one request on the wire, with retries ---------------------------------------------------------------
     async def _send(self, session: _Session, request: ChatRequest) -> Completion:
-        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
-
+        """One call: a first attempt on the fast path, then, only if it failed in a way worth
+        retrying, tenacity drives the remaining attempts with backoff."""
         body = self.wire_body(request)
-        attempts = 0
         started = time.perf_counter()
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(max(1, self.settings.max_attempts)),
-            wait=self._backoff,
-            retry=retry_if_exception(is_retryable),
-            reraise=True,
-        )
+        attempts = 1
         try:
-            async for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    await session.throttle(request)
-                    async with session.semaphore:
-                        # openai's documented raw route: its HTTP stack, errors and headers, without
-                        # re-validating our already well-formed body on every call
-                        raw = await session.openai.post("/chat/completions", body=body, cast_to=str)
-                    completion = parse_chat_completion(raw, request)
-        except Exception as exc:  # noqa: BLE001 - any failure is recorded on the row, never raised
-            return Completion(
-                key=request.key,
-                model=request.model,
-                status="failed",
-                attempts=attempts,
-                error=describe_error(exc, attempts),
-                latency_s=time.perf_counter() - started,
-                request=request,
-            )
+            completion = await self._attempt(session, request, body)
+        except Exception as first:  # noqa: BLE001 - any failure is recorded on the row, never raised
+            if not is_retryable(first) or self.settings.max_attempts <= 1:
+                return self._failed(request, first, attempts, started)
+            await asyncio.sleep(self._backoff_seconds(first, 1))
+            try:
+                completion, retried = await self._retry(session, request, body)
+            except _RetriesExhausted as gave_up:
+                return self._failed(request, gave_up.last, 1 + gave_up.attempts, started)
+            attempts += retried
         completion.attempts = attempts
         completion.latency_s = time.perf_counter() - started
         if self.cache is not None:
             self.cache.put(request.key, request.model, completion.stored())
         return completion
+
+    async def _attempt(self, session: _Session, request: ChatRequest, body: dict[str, Any]) -> Completion:
+        await session.throttle(request)
+        async with session.semaphore:
+            # openai's documented raw route: its HTTP stack, errors and headers, without
+            # re-validating our already well-formed body on every call
+            raw = await session.openai.post("/chat/completions", body=body, cast_to=str)
+        return parse_chat_completion(raw, request)
+
+    async def _retry(self, session: _Session, request: ChatRequest, body: dict[str, Any]) -> tuple[Completion, int]:
+        from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt
+
+        attempts = 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.max_attempts - 1),
+            wait=lambda state: self._backoff_seconds(state.outcome.exception(), state.attempt_number + 1),
+            retry=retry_if_exception(is_retryable),
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    completion = await self._attempt(session, request, body)
+        except RetryError as exc:
+            raise _RetriesExhausted(exc.last_attempt.exception() or exc, attempts) from exc
+        except Exception as exc:  # noqa: BLE001 - not worth retrying: recorded on the row
+            raise _RetriesExhausted(exc, attempts) from exc
+        return completion, attempts
+
+    def _failed(self, request: ChatRequest, exc: BaseException, attempts: int, started: float) -> Completion:
+        return Completion(
+            key=request.key,
+            model=request.model,
+            status="failed",
+            attempts=attempts,
+            error=describe_error(exc, attempts),
+            latency_s=time.perf_counter() - started,
+            request=request,
+        )
 
     def wire_body(self, request: ChatRequest) -> dict[str, Any]:
         """The request body as this endpoint wants it."""
@@ -321,15 +345,30 @@ class LLMClient:
             body[self.settings.max_tokens_field] = body.pop("max_tokens")
         return body
 
-    def _backoff(self, retry_state: Any) -> float:
+    def _backoff_seconds(self, exc: BaseException | None, attempt_number: int) -> float:
+        """How long to wait after failed attempt `attempt_number`: the server's Retry-After when
+        it sent one, else exponential backoff with full jitter (tenacity's wait_random_exponential)."""
         from tenacity import wait_random_exponential
 
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
         after = retry_after_seconds(exc)
         if after is not None:
             return min(after, self.settings.max_retry_after_s)
         wait = wait_random_exponential(multiplier=self.settings.backoff_initial_s, max=self.settings.backoff_max_s)
-        return float(wait(retry_state))
+        return float(wait(_AttemptNumber(attempt_number)))
+
+
+
+class _RetriesExhausted(Exception):
+    def __init__(self, last: BaseException, attempts: int):
+        super().__init__(str(last))
+        self.last, self.attempts = last, attempts
+
+
+class _AttemptNumber:
+    """The one field of tenacity's RetryCallState that its wait strategies read."""
+
+    def __init__(self, attempt_number: int):
+        self.attempt_number = attempt_number
 
 
 def _run_loop(coro: Awaitable[T]) -> T:

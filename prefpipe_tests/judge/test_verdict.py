@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from prefpipe.judge.verdict import parse_score, parse_verdict, span_probability
@@ -56,8 +57,9 @@ def test_span_probability_sums_the_verdict_tokens() -> None:
     tokens = ["Fine", ".\n", "VERDICT", ":", " A", ">>", "B"]
     logprobs = [-0.01, -0.01, -0.01, -0.01, math.log(0.8), math.log(0.9), 0.0]
     text = "".join(tokens)
+    ends = np.cumsum([len(t) for t in tokens])
     parsed = parse_verdict(text)
-    assert span_probability(text, tokens, logprobs, parsed.span) == pytest.approx(0.72)
+    assert span_probability(text, ends, np.array(logprobs), parsed.span) == pytest.approx(0.72)
     # tokens that do not spell the answer: we cannot tell which are the verdict
-    assert span_probability(text, tokens[:-1], logprobs[:-1], parsed.span) is None
+    assert span_probability(text, ends[:-1], np.array(logprobs[:-1]), parsed.span) is None
     assert span_probability(text, None, None, parsed.span) is None

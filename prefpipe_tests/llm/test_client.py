@@ -113,5 +113,5 @@ def test_base_url_and_key_come_from_the_environment(monkeypatch: pytest.MonkeyPa
 
 def test_logprobs_come_back_token_by_token(client: LLMClient) -> None:
     [answer] = client.complete_many([ask("hello", logprobs=True)])
-    assert answer.tokens and answer.token_logprobs and "".join(answer.tokens) == answer.text
+    assert answer.tokens and answer.token_logprobs is not None and "".join(answer.tokens) == answer.text
     assert answer.prompt_tokens and answer.completion_tokens == len(answer.tokens)
