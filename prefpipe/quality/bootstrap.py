@@ -40,8 +40,13 @@ def distinct_patterns(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return counts, np.zeros(0, dtype=np.int64)
     base = int(counts.max()) + 1
     k = counts.shape[1]
-    if k * np.log2(max(base, 2)) < 62:  # pack each row into one int64 key: np.unique on 1-D is fast
+    if k * np.log2(max(base, 2)) < 62:  # pack each row into one int64 key
         key = counts @ (base ** np.arange(k, dtype=np.int64))
+        if base**k <= 4 * counts.shape[0] + 1024:  # few possible keys: count them directly, O(n)
+            freq_all = np.bincount(key, minlength=base**k)
+            present = np.flatnonzero(freq_all)
+            patterns = (present[:, None] // base ** np.arange(k, dtype=np.int64)) % base
+            return patterns, freq_all[present]
         _, first, freq = np.unique(key, return_index=True, return_counts=True)
         return counts[first], freq
     patterns, freq = np.unique(counts, axis=0, return_counts=True)

@@ -148,21 +148,29 @@ def fit_dawid_skene(
     confusion = _m_step(xt, post, na, k, smoothing)
     xl = _label_loglik(x, confusion)
 
+    # Log-likelihoods are sums of logs floored at log(1e-10) = -23.03 per label and for the prior,
+    # so a row cannot underflow exp() while it holds few labels: shift rows by their maximum only
+    # when some item has more labels than that bound allows (it is only a numerical guard).
+    shift = (n_labels.max() + 1) * -np.log(_FLOOR) > 600
+    fixed_rows = np.flatnonzero(fixed)
+    ones = np.ones(k)
     elbo: list[float] = []
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
-        # E-step: post = softmax(log prior + label log-likelihoods), keeping the shifted logits
+        # E-step: post = softmax(log prior + label log-likelihoods), keeping the logits
         logits = xl
         logits += np.log(priors)[None, :]
-        logits -= _row_max(logits)[:, None]
+        if shift:
+            logits -= _row_max(logits)[:, None]
         np.exp(logits, out=post)
-        norm = post.sum(axis=1)
-        post /= norm[:, None]
+        norm = post @ ones
+        post *= (1.0 / norm)[:, None]
         log_norm = np.log(norm)
         _fix_gold(post, g_items, g_codes)
-        logits[fixed] = 0.0  # fixed rows add no entropy (one-hot gold; unlabelled items are not modelled)
-        log_norm[fixed] = 0.0
+        if fixed_rows.size:  # fixed rows add no entropy (one-hot gold; unlabelled items are not modelled)
+            logits[fixed_rows] = 0.0
+            log_norm[fixed_rows] = 0.0
         neg_entropy = float(np.vdot(post, logits) - log_norm.sum())
         # M-step
         priors = _priors(post, w_informed)

@@ -12,7 +12,7 @@ from prefpipe.bench import quality
 
 @pytest.mark.slow
 def test_benchmark_runs_and_references_agree(capsys: pytest.CaptureFixture[str]) -> None:
-    quality.main(["--pairs", "1500", "--annotators", "12", "--boot", "50", "--no-memory"])
+    quality.main(["--pairs", "1500", "--annotators", "12", "--boot", "50"])
     out = capsys.readouterr().out
     assert "| Krippendorff alpha, ordinal |" in out and "crowd-kit DawidSkene" in out
     diffs = [float(x) for x in re.findall(r"\|diff\| = ([0-9.e+-]+)", out)]
