@@ -190,7 +190,9 @@ def _apply_budget(frame, route, reason, config: RoutingConfig, texts, reward_mod
     capacity = int(config.human_budget) // config.labels_per_pair
     spot = np.flatnonzero(route == "spot_check")
     if len(spot) > capacity:
-        keep = spot_check_sample(frame["pair_id"].iloc[spot], capacity / len(spot), config.seed) if capacity else np.zeros(len(spot), bool)
+        keep = np.zeros(len(spot), dtype=bool)
+        if capacity:
+            keep = spot_check_sample(frame["pair_id"].iloc[spot], capacity / len(spot), config.seed)
         drop = spot[~keep]
         route[drop], reason[drop] = "accepted", SPOT_CHECK_OVER_BUDGET
         spot = spot[keep]
@@ -220,7 +222,7 @@ def _apply_budget(frame, route, reason, config: RoutingConfig, texts, reward_mod
     basis = "reward model" if reward_model is not None and texts is not None else "judge confidence"
     label = f"over_budget ({strategy}, {basis})" if strategy in ("uncertainty", "hybrid") else f"over_budget ({strategy})"
     route[out] = "over_budget"
-    reason[out] = [f"{label}: {r}" for r in reason[out]]
+    reason[out] = (label + ": " + pd.Series(reason[out], dtype="object")).to_numpy()
 
 
 def gap_from_confidence(confidence: np.ndarray) -> np.ndarray:
