@@ -3,7 +3,7 @@
 A final label that prefers A makes (chosen = A, rejected = B), one that prefers B the reverse; ties
 carry no preference and are left out (DPO and reward-model losses need a direction). The margin is
 the label's strength (1 for A>B, 2 for A>>B) times its confidence, so a trainer that weights by
-margin trusts a unanimous strong preference most; a label with no confidence keeps its strength.
+margin trusts a unanimous strong preference most; a label without a confidence gets no margin.
 """
 
 from __future__ import annotations
@@ -24,6 +24,6 @@ def preference_rows(final_labels: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataF
     merged["chosen"] = np.where(a_wins, merged["response_a"], merged["response_b"])
     merged["rejected"] = np.where(a_wins, merged["response_b"], merged["response_a"])
     strength = merged["label"].map(STRENGTH).astype("float64")
-    merged["margin"] = strength * merged["confidence"].astype("float64").fillna(1.0)
+    merged["margin"] = strength * merged["confidence"].astype("float64")
     merged["label_source"] = merged["source"].astype("string") + ":" + merged["method"].astype("string")
     return schemas.conform(merged.sort_values("pair_id"), schemas.PREFERENCE_DATASET, name="preference_dataset")

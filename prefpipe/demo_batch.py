@@ -22,6 +22,12 @@ def _prompt_text(row: dict) -> str:
     return row["instruction"] + (f"\n\n{row['input']}" if row["input"] else "")
 
 
+def _text(value: object) -> str:
+    """Six PandaLM responses are the JSON literal true (a response "True" that the authors' tooling
+    parsed); a response is text, so they are stored as the text they were."""
+    return value if isinstance(value, str) else str(value)
+
+
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
     with path.open("w", encoding="utf-8", newline="\n") as handle:
         for row in rows:
@@ -42,7 +48,7 @@ def build(src: Path, out: Path) -> dict[str, int]:
             {
                 "id": prompt_id,
                 "prompt": _prompt_text(row),
-                "responses": [{"model": model_1, "text": row["response1"]}, {"model": model_2, "text": row["response2"]}],
+                "responses": [{"model": model_1, "text": _text(row["response1"])}, {"model": model_2, "text": _text(row["response2"])}],
                 "meta": {"source": "PandaLM testset-v1", "idx": row["idx"], "motivation_app": row["motivation_app"]},
             }
         )

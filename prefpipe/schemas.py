@@ -31,8 +31,8 @@ RESPONSE_PAIRS: Final = {
     "model_b": "string",
     "strategy": "string",  # existing | two_models | two_temperatures | best_of_n | rejection_sampling
     "strategy_params": "string",  # JSON
-    "dropped": "boolean",  # True when the pair was dropped (kept for the record)
-    "drop_reason": "string",
+    "dropped": "boolean",  # True when the pair was dropped from judging and labelling (row kept for the record)
+    "drop_reason": "string",  # why the pair is degenerate (empty / near-identical); set with dropped False when kept
 }
 
 AI_LABELS: Final = {
@@ -53,7 +53,7 @@ AI_LABELS: Final = {
 
 ROUTING: Final = {
     "pair_id": "string",
-    "route": "string",  # accepted | spot_check | human | expert
+    "route": "string",  # accepted | spot_check | human | expert | over_budget
     "reason": "string",
     "ai_label": "string",
     "ai_confidence": "float64",
@@ -79,7 +79,7 @@ HUMAN_ANNOTATIONS: Final = {
     "duration_s": "float64",  # server-measured seconds on task; null when unknown (imports)
     "is_gold": "boolean",
     "gold_label": "string",
-    "flagged": "boolean",  # the annotator was flagged by gold when this was made
+    "flagged": "boolean",  # the annotator is flagged by gold (all their labels are marked)
     "guideline_version": "string",
     "created_at": "string",  # ISO-8601 UTC
 }
@@ -167,11 +167,22 @@ GUIDELINES: Final = {
     "thresholds": "string",  # JSON
 }
 
+def _llm_calls() -> dict[str, str]:
+    from prefpipe.llm.usage import USAGE
+
+    return dict(USAGE)
+
+
+LLM_CALLS: Final = _llm_calls()
+"""One row per LLM call a stage made or took from the cache, priced (prefpipe.llm.usage)."""
+
 TABLES: Final[dict[str, dict[str, str]]] = {
     "guidelines": GUIDELINES,
     "prompts": PROMPTS,
     "response_pairs": RESPONSE_PAIRS,
+    "generation_calls": LLM_CALLS,
     "ai_labels": AI_LABELS,
+    "judge_calls": LLM_CALLS,
     "routing": ROUTING,
     "human_queue": HUMAN_QUEUE,
     "human_annotations": HUMAN_ANNOTATIONS,

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 
 DATA_DIR_ENV = "PREFPIPE_DATA_DIR"
+WAREHOUSE_SCHEMA = "main"
+"""DuckDB's default schema, so `SELECT * FROM final_labels` works in any DuckDB client."""
 
 
 def data_dir() -> Path:

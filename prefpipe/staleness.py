@@ -27,6 +27,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from prefpipe.settings import WAREHOUSE_SCHEMA
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -73,7 +75,7 @@ def _connect(tables: Tables) -> tuple[duckdb.DuckDBPyConnection, set[str], bool]
         names = {
             row[0]
             for row in tables.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+                f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{WAREHOUSE_SCHEMA}'"
             ).fetchall()
         }
         return tables, names, False
@@ -121,7 +123,7 @@ def stale_batches(
     """One row per batch and stage with stale rows (columns STALE_BATCHES).
 
     `tables`: warehouse tables by name (DataFrames with a batch_id column) or a DuckDB connection
-    to the warehouse (tables in schema public). `cost_ledger`: USD per label by stage
+    to the warehouse (tables in schema main). `cost_ledger`: USD per label by stage
     ({"ai_labels": 0.002, "human_annotations": 0.5}) or cost_report rows, whose `item`
     LEDGER_ITEMS[stage] gives the unit cost. `current_judge_prompt_version` None means the judge
     prompt is not checked. `include_current` also lists stages that are up to date (n_stale 0).
@@ -133,7 +135,7 @@ def stale_batches(
         for stage in STAGES:
             if stage.table not in present:
                 continue
-            table = _quote(stage.table) if owned else f"public.{_quote(stage.table)}"
+            table = _quote(stage.table) if owned else f"{WAREHOUSE_SCHEMA}.{_quote(stage.table)}"
             check_prompt = stage.judge_prompt and current_judge_prompt_version is not None
             prompt_stale = "judge_prompt_version IS DISTINCT FROM $prompt" if check_prompt else "false"
             where = "WHERE label IS NOT NULL" if stage.only_labelled else ""
@@ -216,7 +218,7 @@ def label_versions(tables: Tables) -> pd.DataFrame:
         for stage in STAGES[:2]:
             if stage.table not in present:
                 continue
-            table = _quote(stage.table) if owned else f"public.{_quote(stage.table)}"
+            table = _quote(stage.table) if owned else f"{WAREHOUSE_SCHEMA}.{_quote(stage.table)}"
             prompt = "judge_prompt_version" if stage.judge_prompt else "NULL"
             where = "WHERE label IS NOT NULL" if stage.only_labelled else ""
             df = con.execute(

@@ -24,7 +24,10 @@ from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 from dagster_duckdb_pandas.duckdb_pandas_type_handler import DuckDBPandasTypeHandler
 
-from prefpipe import schemas
+from prefpipe import schemas, settings
+
+
+SCHEMA = settings.WAREHOUSE_SCHEMA
 
 
 def _quote(name: str) -> str:
@@ -117,31 +120,27 @@ class WarehouseIOManager(DuckDBPandasIOManager):
 
 def read_table(table: str, *, batch_id: str | None = None, database: str | None = None) -> pd.DataFrame:
     """Read one warehouse table (optionally one batch) in a short read-only connection."""
-    from prefpipe import settings
-
     path = database or str(settings.warehouse_path())
     with duckdb.connect(path, read_only=True) as con:
         try:
             if batch_id is None:
-                return con.execute(f"SELECT * FROM public.{_quote(table)}").fetchdf()
-            return con.execute(f"SELECT * FROM public.{_quote(table)} WHERE batch_id = ?", [batch_id]).fetchdf()
+                return con.execute(f"SELECT * FROM {SCHEMA}.{_quote(table)}").fetchdf()
+            return con.execute(f"SELECT * FROM {SCHEMA}.{_quote(table)} WHERE batch_id = ?", [batch_id]).fetchdf()
         except duckdb.CatalogException:
             return schemas.empty({"batch_id": "string", **schemas.TABLES[table]})
 
 
 def row_counts(batch_ids: list[str], *, database: str | None = None) -> pd.DataFrame:
     """Rows per warehouse table for the given batches (a table x batch grid)."""
-    from prefpipe import settings
-
     path = Path(database or settings.warehouse_path())
     if not path.exists():
         return pd.DataFrame()
     with duckdb.connect(str(path), read_only=True) as con:
-        present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall()}
+        present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [SCHEMA]).fetchall()}
         rows = []
         for table in schemas.TABLES:
             if table not in present or table == "guidelines":
                 continue
-            got = dict(con.execute(f"SELECT batch_id, count(*) FROM public.{_quote(table)} GROUP BY batch_id").fetchall())
+            got = dict(con.execute(f"SELECT batch_id, count(*) FROM {SCHEMA}.{_quote(table)} GROUP BY batch_id").fetchall())
             rows.append({"table": table, **{b: int(got.get(b, 0)) for b in batch_ids}})
     return pd.DataFrame(rows).set_index("table") if rows else pd.DataFrame()

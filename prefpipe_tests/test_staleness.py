@@ -103,10 +103,9 @@ def test_after_a_backfill_nothing_is_stale(tables):
 def test_the_warehouse_connection_gives_the_same_view(tables, tmp_path):
     path = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(path)) as con:
-        con.execute("CREATE SCHEMA public")
         for name, frame in tables.items():
             con.register("rows", frame)
-            con.execute(f'CREATE TABLE public."{name}" AS SELECT * FROM rows')
+            con.execute(f'CREATE TABLE main."{name}" AS SELECT * FROM rows')
             con.unregister("rows")
     with duckdb.connect(str(path), read_only=True) as con:
         from_db = stale_batches(con, CURRENT_G, CURRENT_P, {"human_annotations": 0.4})

@@ -30,12 +30,12 @@ def make_assets(rows_by_batch, fail_batches=()):
 def run(db, assets, batch):
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("batches", [batch])
-    return dg.materialize(assets, partition_key=batch, instance=instance, resources={"warehouse": WarehouseIOManager(database=str(db), schema="public")}, raise_on_error=False)
+    return dg.materialize(assets, partition_key=batch, instance=instance, resources={"warehouse": WarehouseIOManager(database=str(db), schema="main")}, raise_on_error=False)
 
 
 def batch_counts(db):
     with duckdb.connect(str(db), read_only=True) as con:
-        return dict(con.execute("select batch_id, count(*) from public.final_labels group by 1").fetchall())
+        return dict(con.execute("select batch_id, count(*) from main.final_labels group by 1").fetchall())
 
 
 def test_rerun_replaces_rows_and_failed_write_keeps_old_rows(tmp_path):
@@ -47,10 +47,10 @@ def test_rerun_replaces_rows_and_failed_write_keeps_old_rows(tmp_path):
     assert counts == {"b1": 5, "b2": 2}
 
     with duckdb.connect(str(db)) as con:  # make the next insert of b1 fail inside the transaction
-        con.execute("CREATE TABLE public.guarded (batch_id VARCHAR, pair_id VARCHAR, label VARCHAR CHECK (label <> 'BAD'))")
-        con.execute("INSERT INTO public.guarded SELECT batch_id, pair_id, label FROM public.final_labels")
-        con.execute("DROP TABLE public.final_labels")
-        con.execute("ALTER TABLE public.guarded RENAME TO final_labels")
+        con.execute("CREATE TABLE main.guarded (batch_id VARCHAR, pair_id VARCHAR, label VARCHAR CHECK (label <> 'BAD'))")
+        con.execute("INSERT INTO main.guarded SELECT batch_id, pair_id, label FROM main.final_labels")
+        con.execute("DROP TABLE main.final_labels")
+        con.execute("ALTER TABLE main.guarded RENAME TO final_labels")
     result = run(db, make_assets({"b1": 4}, fail_batches={"b1"}), "b1")
     assert not result.success
     counts = batch_counts(db)

@@ -9,7 +9,9 @@ import dagster as dg
 from prefpipe import schemas
 from prefpipe.partitions import batches
 
-BATCH_ASSET = dict(partitions_def=batches, metadata={"partition_expr": "batch_id"}, io_manager_key="warehouse")
+BATCH_OUT = dict(metadata={"partition_expr": "batch_id"}, io_manager_key="warehouse")
+"""Arguments of every per-batch table: stored in the warehouse, one batch_id's rows replaced at a time."""
+BATCH_ASSET = dict(partitions_def=batches, **BATCH_OUT)
 """Arguments every per-batch asset shares: partitioned by batch, stored in the warehouse by batch_id."""
 
 

@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from prefpipe.settings import WAREHOUSE_SCHEMA
+
 EXPORT_FORMATS = ("trl", "label-studio", "argilla")
 IMPORT_FORMATS = ("label-studio", "argilla")
 EXPORT_TABLES = {
@@ -44,10 +46,10 @@ def read_batch_tables(batch_id: str, tables: tuple[str, ...], *, database: Path 
     out: dict[str, pd.DataFrame] = {}
     with connect() as con:
         present = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall()}
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [WAREHOUSE_SCHEMA]).fetchall()}
         for table in tables:
             if table in present:
-                out[table] = con.execute(f'SELECT * FROM public."{table}" WHERE batch_id = ?', [batch_id]).fetchdf()
+                out[table] = con.execute(f'SELECT * FROM {WAREHOUSE_SCHEMA}."{table}" WHERE batch_id = ?', [batch_id]).fetchdf()
             else:
                 out[table] = schemas.empty({"batch_id": "string", **schemas.TABLES[table]})
     return out

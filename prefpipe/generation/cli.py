@@ -36,6 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--scorer", default="judge", help="'judge' (pointwise LLM judge) or module:function taking (prompts, responses) -> scores")
     parser.add_argument("--scorer-model", help="judge scorer model (default: --model)")
     parser.add_argument("--similarity-threshold", type=float, default=0.9, help="drop pairs at or above this 5-gram Jaccard similarity (default 0.9)")
+    degenerate = parser.add_mutually_exclusive_group()
+    degenerate.add_argument("--drop-degenerate", dest="drop_degenerate", action="store_const", const=True, default=None,
+                            help="drop empty / near-identical pairs (the default for generated pairs)")
+    degenerate.add_argument("--keep-degenerate", dest="drop_degenerate", action="store_const", const=False,
+                            help="keep them, with the reason recorded (the default for existing completions)")
     parser.add_argument("--max-tokens", type=int, default=1024)
     parser.add_argument("--system-prompt")
     parser.add_argument("--seed", type=int, default=0, help="seed of the A/B order (not used by existing)")
@@ -87,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
             max_tokens=args.max_tokens,
             system_prompt=args.system_prompt,
             seed=args.seed,
+            drop_degenerate=args.drop_degenerate,
         )
         prompts = load_prompts(Path(args.prompts))
         scorer = None if args.scorer == "judge" else _load_scorer(args.scorer)

@@ -39,6 +39,14 @@ class GenerationConfig(BaseModel):
     scorer_template: str = Field("score_v1", description="Template of the judge scorer.")
     similarity_threshold: float = Field(0.9, description="Pairs whose responses' character 5-gram Jaccard similarity reaches this are dropped as near-identical.")
     seed: int = Field(0, description="Seed of the A/B randomization (not used by existing, which keeps the file's order).")
+    drop_degenerate: bool | None = Field(
+        None,
+        description="Drop pairs with an empty or near-identical response. Default: drop pairs a strategy generated, keep (and flag) "
+        "pairs of existing completions, whose labels may already exist: an empty answer beside a good one is a real preference.",
+    )
+
+    def drops_degenerate(self) -> bool:
+        return self.drop_degenerate if self.drop_degenerate is not None else self.strategy != "existing"
 
     @model_validator(mode="after")
     def _check(self) -> "GenerationConfig":

@@ -281,7 +281,7 @@ def _finish(sides: list[tuple[str, int, _Side, _Side, str | None]], prompts: pd.
             "model_b": [y.model for y in b],
             "strategy": config.strategy,
             "strategy_params": params,
-            "dropped": reasons != None,  # noqa: E711 - elementwise
+            "dropped": (reasons != None) & (~complete | config.drops_degenerate()),  # noqa: E711 - elementwise
             "drop_reason": reasons,
         }
     )

@@ -31,11 +31,10 @@ def warehouse(data_dir, small_batch):
         {"metric": ["krippendorff_alpha"], "scope": ["batch"], "value": [0.7], "ci_low": [0.6], "ci_high": [0.8],
          "n_items": [3], "band": ["substantial"], "interpretation": ["usable"]}))
     with duckdb.connect(str(settings.warehouse_path())) as con:
-        con.execute("CREATE SCHEMA public")  # as the Dagster DuckDB I/O manager's schema="public"
         for name, frame in tables.items():
             rows = pd.concat([frame.assign(batch_id="b1"), frame.assign(batch_id="other")], ignore_index=True)
             con.register("rows", rows)
-            con.execute(f'CREATE TABLE public."{name}" AS SELECT * FROM rows')
+            con.execute(f'CREATE TABLE main."{name}" AS SELECT * FROM rows')
             con.unregister("rows")
     (settings.batch_dir("b1")).mkdir(parents=True)
     return tables
@@ -57,7 +56,7 @@ def test_export_trl_reads_one_batch_and_writes_files_and_card(warehouse, tmp_pat
     assert "2 preference pairs" in capsys.readouterr().out
     # the connection was read-only and is closed: a writer can open the warehouse at once
     with duckdb.connect(str(settings.warehouse_path())) as con:
-        con.execute("CREATE TABLE public.after_export AS SELECT 1 AS x")
+        con.execute("CREATE TABLE main.after_export AS SELECT 1 AS x")
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,11 @@ def test_existing_responses_keep_their_order_and_dropped_pairs_go_aside(tmp_path
     ]
     prompts.write_text("".join(json.dumps(x) + "\n" for x in lines))
     out = tmp_path / "pairs.jsonl"
+    # existing completions keep degenerate pairs by default (their labels may exist), reason recorded
     assert main(["generate", "--prompts", str(prompts), "--out", str(out), "--strategy", "existing"]) == 0
+    kept = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [p["pair_id"] for p in kept] == ["x:0", "y:0"]
+    assert main(["generate", "--prompts", str(prompts), "--out", str(out), "--strategy", "existing", "--drop-degenerate"]) == 0
     [pair] = [json.loads(line) for line in out.read_text().splitlines()]
     assert (pair["response_a"], pair["model_a"]) == ("first", "m1")
     [dropped] = [json.loads(line) for line in (tmp_path / "pairs.dropped.jsonl").read_text().splitlines()]

@@ -46,9 +46,13 @@ def test_existing_keeps_the_file_order_and_drops_duplicates() -> None:
     first = pairs.iloc[0]
     assert (first["response_a"], first["model_a"], first["model_b"], first["strategy"]) == ("first answer", "m1", "m2", "existing")
     kept = pairs.set_index("pair_id")
-    assert kept.loc["b:0", "drop_reason"] == "identical responses" and bool(kept.loc["b:0", "dropped"])
+    # existing completions keep degenerate pairs (flagged); an incomplete pair is always dropped
+    assert kept.loc["b:0", "drop_reason"] == "identical responses" and not bool(kept.loc["b:0", "dropped"])
     assert (kept.loc["b:1", "model_a"], kept.loc["b:1", "model_b"]) == ("m1", "m3") and not kept.loc["b:1", "dropped"]
     assert kept.loc["c:0", "drop_reason"] == "fewer than two existing responses (0)" and pd.isna(kept.loc["c:0", "response_a"])
+    assert bool(kept.loc["c:0", "dropped"])
+    strict = generate_pairs(frame, GenerationConfig(strategy="existing", drop_degenerate=True), None).pairs.set_index("pair_id")
+    assert bool(strict.loc["b:0", "dropped"]) and not bool(strict.loc["b:1", "dropped"])
 
 
 def test_two_models_randomizes_a_and_b_stably(server: ScriptedServer, client: LLMClient) -> None:

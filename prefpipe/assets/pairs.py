@@ -1,0 +1,61 @@
+import json
+
+import pandas as pd
+
+import dagster as dg
+
+from prefpipe import schemas
+from prefpipe.assets._common import BATCH_OUT, drop_batch, md_table, with_batch
+from prefpipe.partitions import batches
+from prefpipe.generation.config import GenerationConfig
+from prefpipe.generation.pairs import generate_pairs
+from prefpipe.llm.resource import GenerationRunConfig, LLMResource, from_run_config
+
+
+@dg.multi_asset(
+    outs={"response_pairs": dg.AssetOut(**BATCH_OUT, group_name="labelling"), "generation_calls": dg.AssetOut(**BATCH_OUT, group_name="costs")},
+    partitions_def=batches,
+)
+def response_pairs(context: dg.AssetExecutionContext, config: GenerationRunConfig, prompts: pd.DataFrame, llm: LLMResource):
+    """Two responses per prompt, A and B. With `existing` (the default) they are the candidate
+    responses given in prompts.jsonl, in the file's order, so imported labels line up; the other
+    strategies ask a model through the OpenAI-compatible endpoint: two different models, one model
+    at two temperatures, best-of-n (best vs worst by a scorer) or rejection sampling. Pairs whose
+    responses are empty or near-identical are kept in the table with the reason, and dropped from
+    judging and labelling when the strategy generated them. The strategy and its parameters are
+    stored on every pair; `generation_calls` holds every model call with its tokens and price."""
+    batch_id = context.partition_key
+    cfg: GenerationConfig = from_run_config(config, GenerationConfig)
+    frame = drop_batch(prompts)
+    if cfg.strategy == "existing":
+        n_candidates = frame["candidates"].map(lambda s: len(json.loads(s)))
+        if not (n_candidates >= 2).any():
+            raise ValueError(
+                f"batch {batch_id!r}: no prompt in prompts.jsonl has two candidate responses (field 'responses'), so the "
+                "'existing' strategy has nothing to pair; add responses, or choose a generation strategy in the run config"
+            )
+        result = generate_pairs(frame, cfg)
+    else:
+        client = llm.get_client()
+        try:
+            result = generate_pairs(frame, cfg, client)
+        finally:
+            client.close()
+    pairs = result.pairs
+    dropped = pairs[pairs["dropped"].fillna(False)]
+    yield dg.Output(
+        with_batch(pairs, schemas.RESPONSE_PAIRS, batch_id, table="response_pairs"),
+        output_name="response_pairs",
+        metadata={
+            "pairs": len(pairs),
+            "dropped": len(dropped),
+            "strategy": cfg.strategy,
+            "drop_reasons": md_table(dropped.groupby("drop_reason").size().rename("pairs").reset_index()) if len(dropped) else "none",
+        },
+    )
+    usage = result.usage
+    yield dg.Output(
+        with_batch(usage, schemas.LLM_CALLS, batch_id, table="generation_calls"),
+        output_name="generation_calls",
+        metadata={"calls": len(usage), "cost_usd": float(usage["cost_usd"].sum()) if len(usage) else 0.0},
+    )
