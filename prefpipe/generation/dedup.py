@@ -8,7 +8,7 @@ HashingVectorizer and sparse products: no Python loop per pair, no vocabulary to
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

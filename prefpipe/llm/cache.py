@@ -12,9 +12,10 @@ import json
 import sqlite3
 import threading
 import zlib
-from datetime import datetime, timezone
+from datetime import datetime, timezone, UTC
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from prefpipe import settings
 
@@ -48,7 +49,7 @@ _CHUNK = 500  # keys per SELECT ... IN (...): well under SQLite's variable limit
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class LLMCache:

@@ -25,7 +25,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -355,7 +356,6 @@ class LLMClient:
             return min(after, self.settings.max_retry_after_s)
         wait = wait_random_exponential(multiplier=self.settings.backoff_initial_s, max=self.settings.backoff_max_s)
         return float(wait(_AttemptNumber(attempt_number)))
-
 
 
 class _RetriesExhausted(Exception):

@@ -15,7 +15,7 @@ config without the CLI paying Dagster's import time: `JudgeRunConfig`, `Generati
 
 from __future__ import annotations
 
-from typing import Any, Optional, get_args, get_origin
+from typing import Any, get_args, get_origin
 
 import dagster as dg
 import pydantic
@@ -81,20 +81,20 @@ class LLMResource(dg.ConfigurableResource):
     """An OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp) with cache, retries,
     rate limits and a price table. Unset base_url / api_key: $OPENAI_BASE_URL / $OPENAI_API_KEY."""
 
-    base_url: Optional[str] = None
-    api_key: Optional[str] = None
+    base_url: str | None = None
+    api_key: str | None = None
     timeout_s: float = 60.0
     max_attempts: int = 6
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 20.0
     max_retry_after_s: float = 120.0
     concurrency: int = 16
-    requests_per_minute: Optional[float] = None
-    tokens_per_minute: Optional[float] = None
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
     max_tokens_field: str = "max_tokens"
-    cache_path: Optional[str] = None
+    cache_path: str | None = None
     use_cache: bool = True
-    prices_path: Optional[str] = None
+    prices_path: str | None = None
 
     def settings(self) -> LLMSettings:
         return LLMSettings(**{name: getattr(self, name) for name in LLMSettings.model_fields})

@@ -39,7 +39,8 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Literal
+from typing import Any, Literal
+from collections.abc import Callable
 
 VERDICTS = ("A>>B", "A>B", "A=B", "B>A", "B>>A")
 TOKEN_RE = re.compile(r"\s*(?:\w+|[^\w\s]+)|\s+")

@@ -5,6 +5,7 @@
 from pathlib import Path
 
 import dagster as dg
+import pydantic
 import pytest
 
 from prefpipe.judge.judge import JudgeConfig
@@ -42,5 +43,5 @@ def test_resource_reads_secrets_through_envvar_and_calls_the_server(server: Scri
 def test_run_config_twins_keep_defaults_and_validation() -> None:
     assert GenerationRunConfig().strategy == "existing" and GenerationRunConfig(strategy="best_of_n").n == 8
     assert JudgeRunConfig().judges[0].model == JudgeConfig().model
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError):
         GenerationRunConfig(strategy="three_models")
