@@ -33,11 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from prefpipe.annotate.pairs_file import PairsFileError, read_pairs
     from prefpipe.guidelines import GuidelinesError, load_guidelines
     from prefpipe.judge.judge import JudgeConfig, judge_pairs
     from prefpipe.judge.template import TemplateError
     from prefpipe.llm.client import LLMConfigError
-    from prefpipe.annotate.pairs_file import PairsFileError, read_pairs
     from prefpipe.llm.jsonl import write_jsonl
 
     try:

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from collections.abc import Generator
 
 import numpy as np
 import pandas as pd

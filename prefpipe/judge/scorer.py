@@ -8,8 +8,8 @@ the score is mapped to [0, 1] as (N - 1) / 9. A response it could not score is N
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 

@@ -16,7 +16,12 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from prefpipe.llm.cache import now_iso
-from prefpipe.llm.request import ChatRequest, Completion, MalformedResponse, completion_fields
+from prefpipe.llm.request import (
+    ChatRequest,
+    Completion,
+    MalformedResponse,
+    completion_fields,
+)
 
 if TYPE_CHECKING:
     from prefpipe.llm.client import LLMClient

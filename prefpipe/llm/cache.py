@@ -12,10 +12,10 @@ import json
 import sqlite3
 import threading
 import zlib
-from datetime import datetime, timezone, UTC
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterable
 
 from prefpipe import settings
 

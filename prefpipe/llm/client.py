@@ -22,17 +22,22 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from prefpipe.llm.cache import LLMCache
 from prefpipe.llm.prices import PriceTable, load_prices
-from prefpipe.llm.request import ChatRequest, Completion, MalformedResponse, parse_chat_completion
+from prefpipe.llm.request import (
+    ChatRequest,
+    Completion,
+    MalformedResponse,
+    parse_chat_completion,
+)
 
 if TYPE_CHECKING:
     from prefpipe.llm.batch import BatchCollector
@@ -309,7 +314,12 @@ class LLMClient:
         return parse_chat_completion(raw, request)
 
     async def _retry(self, session: _Session, request: ChatRequest, body: dict[str, Any]) -> tuple[Completion, int]:
-        from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt
+        from tenacity import (
+            AsyncRetrying,
+            RetryError,
+            retry_if_exception,
+            stop_after_attempt,
+        )
 
         attempts = 0
         retrying = AsyncRetrying(

@@ -38,9 +38,9 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
-from collections.abc import Callable
 
 VERDICTS = ("A>>B", "A>B", "A=B", "B>A", "B>>A")
 TOKEN_RE = re.compile(r"\s*(?:\w+|[^\w\s]+)|\s+")

@@ -24,8 +24,8 @@ no token counts (a server does not report usage on an error) and cost nothing he
 
 from __future__ import annotations
 
-from typing import Final
 from collections.abc import Iterable
+from typing import Final
 
 import numpy as np
 import pandas as pd

@@ -7,9 +7,9 @@ Import the fixtures into a test module: `from prefpipe_tests.llm.fixtures import
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
 
 import pytest
 

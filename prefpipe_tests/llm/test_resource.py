@@ -10,7 +10,13 @@ import pytest
 
 from prefpipe.judge.judge import JudgeConfig
 from prefpipe.llm.request import ChatRequest
-from prefpipe.llm.resource import GenerationRunConfig, JudgeRunConfig, JudgeSetRunConfig, LLMResource, from_run_config
+from prefpipe.llm.resource import (
+    GenerationRunConfig,
+    JudgeRunConfig,
+    JudgeSetRunConfig,
+    LLMResource,
+    from_run_config,
+)
 from prefpipe.llm.scripted_server import ScriptedServer
 from prefpipe_tests.llm.fixtures import server  # noqa: F401 - fixtures
 

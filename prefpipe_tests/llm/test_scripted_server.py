@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from prefpipe.llm.scripted_server import FaultRates, ScriptedServer, completion_body, default_responder, quality, ServerState
+from prefpipe.llm.scripted_server import (
+    FaultRates,
+    ScriptedServer,
+    ServerState,
+    completion_body,
+    default_responder,
+    quality,
+)
 
 
 def post(server: ScriptedServer, body: dict) -> tuple[int, dict]:
