@@ -32,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def _share(value: float) -> str:
+    return "n/a" if value != value else f"{value:.1%}"  # NaN: nothing to count yet
+
+
 def run(args: argparse.Namespace) -> int:
     from prefpipe.annotate.pairs_file import PairsFileError, read_pairs
     from prefpipe.guidelines import GuidelinesError, load_guidelines
@@ -63,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
     for row in result.bias.to_dict("records"):
         print(
             f"  {row['judge']}: ok {row['ok']}, unparsed {row['unparsed']}, inconsistent {row['inconsistent']}, failed {row['failed']}; "
-            f"position flips {row['position_flip_rate']:.1%}, first slot preferred {row['first_slot_rate']:.1%}, "
-            f"longer preferred {row['longer_rate']:.1%}",
+            f"position flips {_share(row['position_flip_rate'])}, first slot preferred {_share(row['first_slot_rate'])}, "
+            f"longer preferred {_share(row['longer_rate'])}",
             file=sys.stderr,
         )
     print(

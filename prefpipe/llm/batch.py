@@ -97,12 +97,12 @@ class BatchCollector:
                 done.add(key)
                 continue
             try:
-                data = completion_fields(response["body"])
+                answer = Completion(key=key, model=models[key], status="ok", batch=True, **completion_fields(response["body"]))
             except MalformedResponse as exc:
                 self.failed[key] = f"Batch API line malformed: {exc}"
                 done.add(key)
                 continue
-            rows.append((key, models[key], {**data, "model": models[key], "batch": True}))
+            rows.append((key, models[key], answer.stored()))
             done.add(key)
         self.cache.put_many(rows)
         self.ingested.update(key for key, _, _ in rows)

@@ -28,7 +28,7 @@ def test_submit_poll_ingest_then_plain_cache_hits(server: ScriptedServer, tmp_pa
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps({"models": {"gpt-4o-mini": {"input": 1.0, "output": 4.0}}}))
     cache = tmp_path / "c.sqlite3"
-    requests = [ChatRequest.chat("gpt-4o-mini", [("user", f"question {i}")], item_id=str(i)) for i in range(3)]
+    requests = [ChatRequest.chat("gpt-4o-mini", [("user", f"question {i}")], logprobs=True, item_id=str(i)) for i in range(3)]
     server.on("question 2", Fault("500"))
 
     client = make_client(server, cache, prices_path=str(prices))
@@ -46,6 +46,7 @@ def test_submit_poll_ingest_then_plain_cache_hits(server: ScriptedServer, tmp_pa
     client = make_client(server, cache, prices_path=str(prices))
     answers, jobs = run_batch(client, requests)
     assert [a.status for a in answers] == ["ok", "ok", "failed"] and jobs == []
+    assert answers[0].tokens is not None and "".join(answers[0].tokens) == answers[0].text
     assert "Batch API line failed" in (answers[2].error or "")
     usage = usage_frame(client.ledger, client.prices)
     ok = usage[usage["status"] == "ok"].iloc[0]
