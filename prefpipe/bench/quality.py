@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         filter_annotations,
         fit_dawid_skene,
         fleiss_kappa,
+        gold_labels,
         krippendorff_alpha,
         krippendorff_alpha_estimate,
         majority_vote,
@@ -243,8 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         reliability = annotator_reliability(df)
         kept, summary = filter_annotations(df, reliability)
         kept_ann = Annotations.from_frame(kept)
-        gold = kept.loc[kept["is_gold"], ["pair_id", "gold_label"]].drop_duplicates().set_index("pair_id")["gold_label"]
-        final = fit_dawid_skene(kept_ann, gold=gold).labels()
+        final = fit_dawid_skene(kept_ann, gold=gold_labels(kept)).labels()
         report = agreement_report(kept_ann, n_boot=args.boot, seed=0)
         return {"reliability": reliability, "summary": summary, "final": final, "report": report}
 

@@ -22,7 +22,7 @@ from prefpipe.quality.errors import (
 from prefpipe.quality.interpretation import band, interpret
 from prefpipe.quality.kappa import cohens_kappa, cohens_kappa_table, fleiss_kappa, fleiss_kappa_estimate
 from prefpipe.quality.krippendorff import krippendorff_alpha, krippendorff_alpha_estimate
-from prefpipe.quality.reliability import annotator_reliability, filter_annotations
+from prefpipe.quality.reliability import annotator_reliability, filter_annotations, gold_labels
 from prefpipe.quality.report import agreement_report
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "fit_dawid_skene",
     "fleiss_kappa",
     "fleiss_kappa_estimate",
+    "gold_labels",
     "infer_categories",
     "interpret",
     "krippendorff_alpha",

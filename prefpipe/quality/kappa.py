@@ -93,12 +93,15 @@ def cohens_kappa(
 
 def annotator_pairs(ann: Annotations) -> tuple[np.ndarray, np.ndarray]:
     """Every pair of labels on the same item, as row indices (r1, r2) into `ann` with
-    annotator[r1] < annotator[r2]. O(labels x max labels per item)."""
-    order = np.lexsort((ann.annotator, ann.item))
+    annotator[r1] < annotator[r2]. O(labels x max labels per item); no sort when the labels are
+    already grouped by item (factorize numbers items in order of appearance)."""
+    if ann.n_labels < 2:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    grouped = bool(np.all(ann.item[1:] >= ann.item[:-1]))
+    order = np.arange(ann.n_labels) if grouped else np.argsort(ann.item, kind="stable")
     items = ann.item[order]
     firsts, seconds = [], []
-    max_per_item = int(np.bincount(ann.item).max()) if ann.n_labels else 0
-    for d in range(1, max_per_item):
+    for d in range(1, int(np.bincount(ann.item).max())):
         same = np.flatnonzero(items[d:] == items[:-d])
         if same.size == 0:
             break
@@ -106,7 +109,9 @@ def annotator_pairs(ann: Annotations) -> tuple[np.ndarray, np.ndarray]:
         seconds.append(order[same + d])
     if not firsts:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(firsts), np.concatenate(seconds)
+    r1, r2 = np.concatenate(firsts), np.concatenate(seconds)
+    swap = ann.annotator[r1] > ann.annotator[r2]
+    return np.where(swap, r2, r1), np.where(swap, r1, r2)
 
 
 def pair_tables(ann: Annotations) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -139,7 +144,8 @@ def cohens_kappa_table(
 ) -> pd.DataFrame:
     """Cohen's kappa for every annotator pair with at least `min_shared` items labelled by both.
 
-    Columns: annotator_a, annotator_b (a before b in order of first appearance), n_shared,
+    Rows are ordered by annotator_a then annotator_b, both in order of first appearance (a before
+    b). Columns: annotator_a, annotator_b, n_shared,
     agreement (raw share of shared items labelled alike), kappa, ci_low, ci_high (NaN unless
     n_boot > 0; bootstrap over the pair's shared items), note (why kappa is NaN, else "").
     The default min_shared=20: below that a kappa's 95% interval is typically wider than 0.5.
@@ -171,11 +177,7 @@ def cohens_kappa_table(
             "note": note,
         }
     )
-    return out.sort_values(["annotator_a", "annotator_b"], key=lambda s: s.map(_first_seen(ann)), kind="stable").reset_index(drop=True)
-
-
-def _first_seen(ann: Annotations) -> dict:
-    return {name: i for i, name in enumerate(ann.annotators)}
+    return out
 
 
 def fleiss_kappa(

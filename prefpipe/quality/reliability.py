@@ -70,15 +70,17 @@ def composite_score(terms: np.ndarray, weights: Sequence[float] = COMPOSITE_WEIG
         return np.where(total > 0, (np.where(ok, terms, 0.0) * w).sum(axis=1) / total, np.nan)
 
 
-def gold_from_rows(df: pd.DataFrame, ann: Annotations, is_gold: str, gold_label: str) -> pd.Series:
-    """item -> gold label from the rows marked gold; conflicting gold labels for one item raise."""
+def gold_labels(df: pd.DataFrame, *, item: str = "pair_id", is_gold: str = "is_gold", gold_label: str = "gold_label") -> pd.Series:
+    """item -> gold label from the rows marked gold (for dawid_skene(gold=...)); an item whose rows
+    carry different gold labels is an error."""
     marked = df[is_gold].fillna(False).astype(bool) & df[gold_label].notna()
-    pairs = df.loc[marked, [ann.item_name, gold_label]].drop_duplicates()
-    clash = pairs[ann.item_name].duplicated(keep=False)
+    pairs = df.loc[marked, [item, gold_label]].drop_duplicates()
+    clash = pairs[item].duplicated(keep=False)
     if clash.any():
-        first = pairs.loc[clash, ann.item_name].iloc[0]
-        raise QualityInputError(f"{gold_label}: item {first!r} has conflicting gold labels {sorted(map(str, pairs.loc[pairs[ann.item_name] == first, gold_label]))}")
-    return pairs.set_index(ann.item_name)[gold_label]
+        first = pairs.loc[clash, item].iloc[0]
+        labels = sorted(map(str, pairs.loc[pairs[item] == first, gold_label]))
+        raise QualityInputError(f"{gold_label}: {item} {first!r} has conflicting gold labels {labels}")
+    return pairs.set_index(item)[gold_label]
 
 
 def annotator_reliability(
@@ -121,7 +123,7 @@ def annotator_reliability(
         answered = marked & (g_codes >= 0)
         gold_answers = np.bincount(ann.annotator[answered], minlength=na)
         gold_right = np.bincount(ann.annotator[answered], weights=(ann.label == g_codes)[answered].astype(float), minlength=na)
-        gold = gold_from_rows(df, ann, is_gold, gold_label)
+        gold = gold_labels(df, item=item, is_gold=is_gold, gold_label=gold_label)
     with np.errstate(invalid="ignore", divide="ignore"):
         gold_accuracy = np.where(gold_answers > 0, gold_right / np.maximum(gold_answers, 1), np.nan)
 

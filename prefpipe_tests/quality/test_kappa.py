@@ -140,3 +140,15 @@ def test_pandalm_demo_reproduces_published_kappas(shared_data) -> None:
     assert round(table[("annotator2", "annotator3")], 2) == 0.86
     wide = df.pivot(index="pair_id", columns="annotator_id", values="label")
     assert table[("annotator1", "annotator2")] == pytest.approx(cohen_kappa_score(wide["annotator1"], wide["annotator2"]), abs=1e-12)
+
+
+def test_table_does_not_depend_on_row_order() -> None:
+    df = random_long(np.random.default_rng(6), n_items=200, n_ann=5, per_item=3, k=3)
+    grouped = cohens_kappa_table(df, min_shared=1)
+    shuffled = cohens_kappa_table(df.sample(frac=1.0, random_state=3), min_shared=1)
+    for t in (grouped, shuffled):  # orientation follows first appearance; kappa is symmetric
+        t["pair"] = [frozenset(p) for p in zip(t["annotator_a"], t["annotator_b"])]
+    merged = grouped.merge(shuffled, on="pair", suffixes=("", "_s"))
+    assert len(merged) == len(grouped) == 10
+    np.testing.assert_allclose(merged["kappa"], merged["kappa_s"], atol=1e-12)
+    assert (merged["n_shared"] == merged["n_shared_s"]).all()

@@ -110,3 +110,12 @@ def test_filter_reports_what_it_dropped() -> None:
     assert summary == {"labels_dropped": 2, "rows_dropped": 3, "items_dropped": 1, "annotators_dropped": 2, "dropped_annotators": ["b", "b2"]}
     with pytest.raises(QualityInputError, match="no row for 1 annotator"):
         filter_annotations(df, rel.iloc[:2])
+
+
+def test_gold_labels_feed_dawid_skene() -> None:
+    from prefpipe.quality import dawid_skene, gold_labels
+
+    df = rows([("p1", "a", "A>B", 3, True, "B>A"), ("p1", "b", "A>B", 3, True, "B>A"), ("p2", "a", "A=B", 3, False, None)])
+    gold = gold_labels(df)
+    assert gold.to_dict() == {"p1": "B>A"}
+    assert dawid_skene(df, gold=gold).set_index("pair_id").loc["p1", "label"] == "B>A"
