@@ -48,14 +48,30 @@ def _run(args: argparse.Namespace) -> int:
     failed = []
     for batch_id in wanted:
         print(f"running the pipeline on batch {batch_id!r} ...", flush=True)
-        result = job.execute_in_process(partition_key=batch_id, instance=instance, raise_on_error=False)
+        log_level = "INFO" if args.verbose else "WARNING"
+        result = job.execute_in_process(
+            partition_key=batch_id, instance=instance, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
         if not result.success:
             failed.append(batch_id)
-            for event in result.all_events:
-                if event.is_step_failure:
-                    print(f"  {event.step_key} failed: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
+            for step, message in step_failures(result):
+                print(f"  {step} failed: {message}", file=sys.stderr)
     _summary(wanted, failed, home)
     return 1 if failed else 0
+
+
+def step_failures(result) -> list[tuple[str, str]]:
+    """(step, message) for each failed step, with the user's error rather than Dagster's wrapper."""
+    out = []
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        error = event.step_failure_data.error
+        while error.cause is not None and (error.cls_name or "").startswith("Dagster"):  # unwrap to the user's error
+            error = error.cause
+        out.append((event.step_key, error.message.strip()))
+    return out
 
 
 def _summary(wanted: list[str], failed: list[str], home: Path) -> None:
@@ -98,6 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run the whole pipeline on batches (recorded in the Dagster instance)")
     run.add_argument("--batch", action="append", default=[], metavar="ID", help="batch id (repeatable), e.g. demo")
     run.add_argument("--all", action="store_true", help="every batch folder under data/batches/")
+    run.add_argument("--verbose", action="store_true", help="show Dagster's step-by-step log")
     run.set_defaults(handler=_run)
     ls = sub.add_parser("batches", help="list batch folders and whether they are open")
     ls.set_defaults(handler=_list)
