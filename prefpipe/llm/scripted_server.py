@@ -261,6 +261,8 @@ class ScriptedServer:
         self._seen: Counter[bytes] = Counter()
         self._files: dict[str, dict[str, Any]] = {}
         self._batches: dict[str, dict[str, Any]] = {}
+        self.in_flight = 0
+        """Chat requests received and not yet answered (a client may have gone away meanwhile)."""
         self._thread: threading.Thread | None = None
         self._server: Any = None
         self._socket: socket.socket | None = None
@@ -272,6 +274,12 @@ class ScriptedServer:
         rule = Rule(contains, list(actions), repeat)
         self.rules.append(rule)
         return rule
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until every request received has been answered (or `timeout` seconds pass)."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def reset(self) -> None:
         self.received.clear()
@@ -352,7 +360,11 @@ class ScriptedServer:
         method, path = scope["method"], scope["path"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         if method == "POST" and path == "/v1/chat/completions":
-            await self._chat(raw, send)
+            self.in_flight += 1
+            try:
+                await self._chat(raw, send)
+            finally:
+                self.in_flight -= 1
         elif method == "POST" and path == "/v1/files":
             await self._upload(raw, headers.get("content-type", ""), send)
         elif method == "GET" and path.startswith("/v1/files/"):
