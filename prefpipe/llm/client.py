@@ -147,6 +147,8 @@ class LLMClient:
         self._cache = cache
         self._prices = prices
         self._memo: dict[str, dict[str, Any]] = {}
+        self._absent: set[str] = set()
+        """Keys the last prefetch found missing: looked up again only after this client stores them."""
         self._inflight: dict[str, asyncio.Future[Completion]] = {}
         self._session: _Session | None = None
         self._batch: BatchCollector | None = None
@@ -190,15 +192,19 @@ class LLMClient:
         """Load the stored answers of `requests` in one pass; returns how many were stored."""
         if self.cache is None:
             return 0
-        found = self.cache.get_many(r.key for r in requests if r.key not in self._memo)
+        asked = {r.key for r in requests if r.key not in self._memo}
+        found = self.cache.get_many(asked)
         self._memo.update(found)
+        self._absent = asked - found.keys()
         return sum(1 for r in requests if r.key in self._memo)
 
     def lookup(self, request: ChatRequest) -> Completion | None:
         """The stored answer of `request`, if any; nothing is sent."""
         if self.cache is None:
             return None
-        data = self._memo.pop(request.key, None) or self.cache.get(request.key)
+        data = self._memo.pop(request.key, None)
+        if data is None and request.key not in self._absent:
+            data = self.cache.get(request.key)
         if data is None:
             return None
         completion = Completion.from_stored(request.key, data, request)
@@ -274,6 +280,7 @@ class LLMClient:
             raise LLMConfigError("Batch API mode needs the cache (use_cache=True): answers arrive in a later run")
         collector = BatchCollector(self)
         await collector.poll()
+        self._absent.clear()  # the poll may have stored answers that the last prefetch missed
         self._batch = collector
         try:
             yield collector
@@ -303,6 +310,7 @@ class LLMClient:
         completion.latency_s = time.perf_counter() - started
         if self.cache is not None:
             self.cache.put(request.key, request.model, completion.stored())
+            self._absent.discard(request.key)
         return completion
 
     async def _attempt(self, session: _Session, request: ChatRequest, body: dict[str, Any]) -> Completion:
