@@ -47,11 +47,11 @@ def project_data(data_dir: Path) -> Path:
     return data_dir
 
 
-def materialize(batch_id: str, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInProcessResult:
+def materialize(batch_id: str, instance: dg.DagsterInstance, *, resources: dict | None = None, **kwargs) -> dg.ExecuteInProcessResult:
     """Run every asset of the project for one batch, as the pipeline job does."""
     from prefpipe.definitions import ASSETS, build_definitions
 
     if batch_id not in instance.get_dynamic_partitions("batches"):
         instance.add_dynamic_partitions("batches", [batch_id])
-    resources = build_definitions().resources
+    resources = {**build_definitions().resources, **(resources or {})}
     return dg.materialize(ASSETS, partition_key=batch_id, instance=instance, resources=resources, raise_on_error=False, **kwargs)
