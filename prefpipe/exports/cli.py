@@ -16,13 +16,16 @@ from pathlib import Path
 
 from prefpipe.settings import WAREHOUSE_SCHEMA
 
-EXPORT_FORMATS = ("trl", "label-studio", "argilla")
+EXPORT_FORMATS = ("trl", "label-studio", "argilla", "pairs")
 IMPORT_FORMATS = ("label-studio", "argilla")
 EXPORT_TABLES = {
     "trl": ("preference_dataset", "ai_labels", "human_annotations", "agreement_report"),
     "label-studio": ("response_pairs", "ai_labels", "human_annotations"),
     "argilla": ("response_pairs", "ai_labels", "human_annotations"),
+    "pairs": ("response_pairs",),
 }
+PAIR_FIELDS = ("pair_id", "prompt", "response_a", "response_b")
+"""The pairs-file format `prefpipe judge --pairs` and `prefpipe queue add` read."""
 
 
 def read_batch_tables(batch_id: str, tables: tuple[str, ...], *, database: Path | None = None) -> dict:
@@ -65,10 +68,13 @@ def _export(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(exc, file=sys.stderr)
         return 2
-    default_name = {"trl": args.batch, "label-studio": f"{args.batch}.label-studio.json", "argilla": f"{args.batch}.argilla.json"}
+    default_name = {"trl": args.batch, "label-studio": f"{args.batch}.label-studio.json", "argilla": f"{args.batch}.argilla.json",
+                    "pairs": f"{args.batch}.pairs.jsonl"}
     out = Path(args.out) if args.out else settings.exports_dir() / default_name[args.format]
     if args.format == "trl":
         return _export_trl(args.batch, tables, out)
+    if args.format == "pairs":
+        return _export_pairs(args.batch, tables["response_pairs"], out)
     kw = dict(ai_labels=tables["ai_labels"], human_annotations=tables["human_annotations"], batch_id=args.batch)
     if tables["response_pairs"].empty:
         print(f"batch {args.batch!r} has no response pairs in the warehouse", file=sys.stderr)
@@ -83,6 +89,20 @@ def _export(args: argparse.Namespace) -> int:
         records = argilla.export_records(tables["response_pairs"], **kw)
         write_json(records, out)
         print(f"{len(records):,} Argilla records -> {out}")
+    return 0
+
+
+def _export_pairs(batch_id: str, pairs, out: Path) -> int:
+    """The batch's (undropped) pairs as a pairs file, e.g. to load them into the annotation queue."""
+    from prefpipe.exports.common import atomic_write
+
+    live = pairs[~pairs["dropped"].fillna(False).astype(bool)]
+    if live.empty:
+        print(f"batch {batch_id!r} has no response pairs in the warehouse", file=sys.stderr)
+        return 2
+    rows = live.loc[:, list(PAIR_FIELDS)].to_dict("records")
+    atomic_write(out, lambda p: p.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"))
+    print(f"{len(rows):,} pairs -> {out}")
     return 0
 
 
