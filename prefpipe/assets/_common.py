@@ -28,6 +28,13 @@ def drop_batch(df: pd.DataFrame) -> pd.DataFrame:
 
 def md_table(df: pd.DataFrame, *, max_rows: int = 30) -> dg.MetadataValue:
     """A markdown table for the asset's metadata panel."""
-    if df.empty:
-        return dg.MetadataValue.md("_no rows_")
-    return dg.MetadataValue.md(df.head(max_rows).to_markdown(index=False, floatfmt=".4g"))
+    from prefpipe.reports.markdown import table_md
+
+    return dg.MetadataValue.md(table_md(df, floatfmt=".4g", max_rows=max_rows) if len(df) else "_no rows_")
+
+
+def md_image(png: bytes, alt: str) -> dg.MetadataValue:
+    """A plot for the asset's metadata panel (an inline PNG)."""
+    from prefpipe.reports.markdown import image_md
+
+    return dg.MetadataValue.md(image_md(png, alt))

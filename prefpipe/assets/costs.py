@@ -4,7 +4,7 @@ import pydantic
 import dagster as dg
 
 from prefpipe import schemas
-from prefpipe.assets._common import BATCH_ASSET, drop_batch, md_table, with_batch
+from prefpipe.assets._common import BATCH_ASSET, drop_batch, md_image, md_table, with_batch
 from prefpipe.costs import HumanPrices, cost_ledger, cost_plot_png
 
 
@@ -28,14 +28,11 @@ def cost_report(
         calls, drop_batch(human_annotations), drop_batch(final_labels), drop_batch(routing),
         HumanPrices(per_label=config.per_label_usd, per_expert_label=config.per_expert_label_usd),
     )
-    png = cost_plot_png(ledger, title=f"cost report: batch {batch_id}")
-    import base64
-
     context.add_output_metadata(
         {
             "ledger": md_table(ledger[ledger["section"] == "ledger"], max_rows=60),
             "projection": md_table(ledger[ledger["section"] == "projection"], max_rows=60),
-            "plot": dg.MetadataValue.md(f"![cost](data:image/png;base64,{base64.b64encode(png).decode()})"),
+            "plot": md_image(cost_plot_png(ledger, title=f"cost report: batch {batch_id}"), "cost report"),
         }
     )
     return with_batch(ledger, schemas.COST_REPORT, batch_id, table="cost_report")

@@ -3,7 +3,7 @@ import pandas as pd
 import dagster as dg
 
 from prefpipe import schemas, settings
-from prefpipe.assets._common import BATCH_ASSET, drop_batch, with_batch
+from prefpipe.assets._common import BATCH_ASSET, drop_batch, md_image, with_batch
 from prefpipe.dataset import preference_rows
 from prefpipe.guidelines import load_guidelines
 
@@ -22,6 +22,9 @@ def preference_dataset(
     from prefpipe.exports.dataset_card import dataset_card
     from prefpipe.exports.trl import to_trl, write_trl
     from prefpipe.reports.html import render_batch_report, write_batch_report
+    from prefpipe.reports.judge_card import judge_report_card
+    from prefpipe.reports.markdown import judge_card_md
+    from prefpipe.reports.plots import judge_bias_plot
 
     batch_id = context.partition_key
     rows = preference_rows(drop_batch(final_labels), drop_batch(response_pairs))
@@ -38,6 +41,7 @@ def preference_dataset(
         "annotator_reliability": annotator_reliability, "final_labels": final_labels, "agreement_report": agreement_report,
         "cost_report": cost_report, "preference_dataset": table,
     }
+    card = judge_report_card(drop_batch(ai_labels), drop_batch(final_labels), drop_batch(response_pairs))
     report = write_batch_report(batch_id, render_batch_report(batch_id, tables, current_guideline_version=load_guidelines().version))
     context.add_output_metadata(
         {
@@ -47,6 +51,8 @@ def preference_dataset(
             "parquet": dg.MetadataValue.path(str(files["parquet"])),
             "jsonl": dg.MetadataValue.path(str(files["jsonl"])),
             "report": dg.MetadataValue.path(str(report)),
+            "judge_report_card": dg.MetadataValue.md(judge_card_md(card)) if len(card) else "no AI judge in this batch",
+            "judge_bias_plot": md_image(judge_bias_plot(card), "judge position and length bias"),
             "preview": dg.MetadataValue.md(table.head(3)[["pair_id", "label", "margin", "label_source"]].to_markdown(index=False)),
         }
     )

@@ -6,12 +6,14 @@ import pydantic
 import dagster as dg
 
 from prefpipe import quality, schemas
-from prefpipe.assets._common import BATCH_ASSET, drop_batch, md_table, with_batch
+from prefpipe.assets._common import BATCH_ASSET, drop_batch, md_image, md_table, with_batch
 from prefpipe.assets.routing import RoutingRunConfig, primary_labels
 from prefpipe.guidelines import load_guidelines
 from prefpipe.labels import SCALE
 from prefpipe.quality.reliability import annotator_reliability as reliability_of, filter_annotations
 from prefpipe.quality.report import agreement_report as agreement_rows
+from prefpipe.reports.markdown import agreement_md
+from prefpipe.reports.plots import agreement_plot, label_distribution_plot, reliability_plot
 from prefpipe.routing import combine_final_labels
 
 
@@ -48,6 +50,7 @@ def annotator_reliability(context: dg.AssetExecutionContext, human_annotations: 
             "kept": int(table["kept"].sum()),
             "gold_flagged": int(table["gold_flagged"].sum()),
             "reliability": md_table(table.sort_values("composite"), max_rows=40),
+            "reliability_plot": md_image(reliability_plot(table, threshold=g.threshold("reliability_threshold", 0.6)), "annotator reliability"),
         }
     )
     return with_batch(table, schemas.ANNOTATOR_RELIABILITY, batch_id, table="annotator_reliability")
@@ -120,6 +123,7 @@ def final_labels(
             "method": config.method,
             "by_source": dg.MetadataValue.json(final["source"].value_counts().to_dict()),
             "label_distribution": dg.MetadataValue.json(final["label"].value_counts().reindex(SCALE, fill_value=0).to_dict()),
+            "label_distribution_plot": md_image(label_distribution_plot({"final": final["label"], "people": people["label"], "AI": ai["label"]}), "label distribution"),
             "mean_confidence": float(final["confidence"].mean()) if len(final) else float("nan"),
         }
     )
@@ -141,7 +145,7 @@ def agreement_report(context: dg.AssetExecutionContext, filtered_annotations: pd
     else:
         report = agreement_rows(people, categories=SCALE, n_boot=1000, seed=0)
     batch_rows = report[report["scope"] == "batch"]
-    metadata = {"report": md_table(report, max_rows=60)}
+    metadata = {"report": dg.MetadataValue.md(agreement_md(report)), "plot": md_image(agreement_plot(report), "agreement with 95% intervals")}
     for row in batch_rows.itertuples():
         metadata[row.metric] = float(row.value) if pd.notna(row.value) else float("nan")
     alpha = batch_rows[batch_rows["metric"] == "krippendorff_alpha_ordinal"]
