@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from prefpipe.quality._frames import Annotations, as_annotations
 from prefpipe.quality.aggregation import result_frame
-from prefpipe.quality.errors import UnknownLabelError
+from prefpipe.quality.errors import QualityInputError, UnknownLabelError
 
 _FLOOR = 1e-10
 
@@ -97,6 +97,11 @@ def gold_codes(ann: Annotations, gold: Mapping | pd.Series | None) -> tuple[np.n
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     series = pd.Series(gold) if not isinstance(gold, pd.Series) else gold
     series = series[series.notna()]
+    if series.index.has_duplicates:
+        clash = series.groupby(level=0).nunique()
+        if (clash > 1).any():
+            raise QualityInputError(f"gold: item {clash.index[clash > 1][0]!r} has conflicting gold labels")
+        series = series[~series.index.duplicated()]
     pos = ann.items.get_indexer(series.index)
     series = series[pos >= 0]
     pos = pos[pos >= 0]
@@ -128,76 +133,70 @@ def fit_dawid_skene(
     if max_iter < 0 or tol < 0 or smoothing < 0:
         raise ValueError("max_iter, tol and smoothing must be >= 0")
     k, na, ni = ann.n_categories, ann.n_annotators, ann.n_items
+    g_items, g_codes = gold_codes(ann, gold)
+    n_labels_raw = ann.labels_per_item().astype(np.float64)
+    # Work on items reordered as [inferred | gold | unlabelled] so gold rows are one contiguous,
+    # fixed block and the E-step touches only the inferred rows (slices, not masks).
+    is_gold = np.zeros(ni, dtype=bool)
+    is_gold[g_items] = True
+    inferred = (n_labels_raw > 0) & ~is_gold
+    perm = np.concatenate([np.flatnonzero(inferred), g_items, np.flatnonzero(~inferred & ~is_gold)])
+    where = np.empty(ni, dtype=np.int64)
+    where[perm] = np.arange(ni)
+    n_free, n_informed = int(inferred.sum()), int(inferred.sum()) + g_items.size
+    n_labels = n_labels_raw[perm]
+
     x = sp.csr_matrix(
-        (np.ones(ann.n_labels), (ann.item, ann.annotator * k + ann.label)), shape=(ni, na * k), dtype=np.float64
+        (np.ones(ann.n_labels), (where[ann.item], ann.annotator * k + ann.label)), shape=(ni, na * k), dtype=np.float64
     )
     xt = x.T  # a CSC view: X^T @ posteriors then reads the posteriors in order (8x faster than CSR)
-    g_items, g_codes = gold_codes(ann, gold)
-    n_labels = ann.labels_per_item().astype(np.float64)
-    informed = n_labels > 0
-    informed[g_items] = True
-    # rows whose posterior is not inferred: gold (held fixed) and items with nothing to go on
-    fixed = ~informed
-    fixed[g_items] = True
-    w_informed = informed.astype(np.float64)
-
-    counts = ann.counts().astype(np.float64)
-    post = counts / np.maximum(n_labels, 1.0)[:, None]
-    _fix_gold(post, g_items, g_codes)
-    priors = _priors(post, w_informed)
+    post = np.zeros((ni, k))
+    counts = ann.counts()[perm[:n_free]].astype(np.float64)
+    post[:n_free] = counts / n_labels[:n_free, None]
+    post[n_free + np.arange(g_items.size), g_codes] = 1.0
+    free, informed = post[:n_free], post[:n_informed]  # views
+    priors = _priors(informed)
     confusion = _m_step(xt, post, na, k, smoothing)
     xl = _label_loglik(x, confusion)
 
     # Log-likelihoods are sums of logs floored at log(1e-10) = -23.03 per label and for the prior,
     # so a row cannot underflow exp() while it holds few labels: shift rows by their maximum only
     # when some item has more labels than that bound allows (it is only a numerical guard).
-    shift = (n_labels.max() + 1) * -np.log(_FLOOR) > 600
-    fixed_rows = np.flatnonzero(fixed)
+    shift = (n_labels.max(initial=0) + 1) * -np.log(_FLOOR) > 600
     ones = np.ones(k)
     elbo: list[float] = []
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
-        # E-step: post = softmax(log prior + label log-likelihoods), keeping the logits
-        logits = xl
+        # E-step on the inferred rows: softmax(log prior + label log-likelihoods)
+        logits = xl[:n_free]
         logits += np.log(priors)[None, :]
         if shift:
             logits -= _row_max(logits)[:, None]
-        np.exp(logits, out=post)
-        norm = post @ ones
-        post *= (1.0 / norm)[:, None]
-        log_norm = np.log(norm)
-        _fix_gold(post, g_items, g_codes)
-        if fixed_rows.size:  # fixed rows add no entropy (one-hot gold; unlabelled items are not modelled)
-            logits[fixed_rows] = 0.0
-            log_norm[fixed_rows] = 0.0
-        neg_entropy = float(np.vdot(post, logits) - log_norm.sum())
+        np.exp(logits, out=free)
+        norm = free @ ones
+        free *= (1.0 / norm)[:, None]
+        neg_entropy = float(np.vdot(free, logits) - np.log(norm).sum())  # sum p log p (gold rows: 0)
         # M-step
-        priors = _priors(post, w_informed)
+        priors = _priors(informed)
         confusion = _m_step(xt, post, na, k, smoothing)
         xl = _label_loglik(x, confusion)  # reused by the next E-step
         # crowd-kit's stopping quantity: the evidence lower bound with the prior term counted once
         # per label (crowd-kit joins it to every label row), per label
-        bound = float(np.vdot(post, xl) + (n_labels @ post) @ np.log(priors)) - neg_entropy
+        bound = float(np.vdot(informed, xl[:n_informed]) + (n_labels[:n_informed] @ informed) @ np.log(priors)) - neg_entropy
         value = bound / max(ann.n_labels, 1)
         done = bool(elbo) and value - elbo[-1] < tol
         elbo.append(value)
         if done:
             converged = True
             break
-    post[~informed] = priors  # items without any label or gold keep the prior (no label in .labels())
+    post[n_informed:] = priors  # items without any label or gold keep the prior (no label in .labels())
+    post = post[where]  # back to item order
     return DawidSkeneFit(ann, post, priors, confusion, it, converged, elbo, g_items)
 
 
-def _fix_gold(post: np.ndarray, items: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    if items.size:
-        post[items] = 0.0
-        post[items, codes] = 1.0
-    return post
-
-
-def _priors(post: np.ndarray, w_informed: np.ndarray) -> np.ndarray:
-    p = (w_informed @ post) / w_informed.sum()
+def _priors(informed: np.ndarray) -> np.ndarray:
+    p = np.ones(informed.shape[0]) @ informed / max(informed.shape[0], 1)
     return np.maximum(p, _FLOOR)
 
 

@@ -51,10 +51,16 @@ def kappa_from_tables(tables: np.ndarray, weights: Weights = None) -> np.ndarray
     expected disagreement is 0."""
     tables = np.asarray(tables, dtype=np.float64)
     k = tables.shape[-1]
-    w = weight_matrix(k, weights)
-    n = tables.sum(axis=(-2, -1))
     rows = tables.sum(axis=-1)
     cols = tables.sum(axis=-2)
+    n = rows.sum(axis=-1)
+    if weights is None:  # only the diagonal and the margins matter: (p_o - p_e) / (1 - p_e)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            observed = tables[..., np.arange(k), np.arange(k)].sum(axis=-1) / n
+            chance = (rows * cols).sum(axis=-1) / (n * n)
+            out = (observed - chance) / (1 - chance)
+        return np.where(chance < 1, out, np.nan)
+    w = weight_matrix(k, weights)
     with np.errstate(invalid="ignore", divide="ignore"):
         expected = rows[..., :, None] * cols[..., None, :] / n[..., None, None]
         den = (w * expected).sum(axis=(-2, -1))

@@ -117,12 +117,13 @@ def annotator_reliability(
     gold_right = np.zeros(na, dtype=np.float64)
     gold = None
     if is_gold is not None and gold_label is not None:
-        marked = df[is_gold].to_numpy()[rows]
-        marked = pd.array(marked, dtype="boolean").fillna(False).to_numpy(dtype=bool)
-        g_codes, _ = _encode_labels(df[gold_label].iloc[rows].reset_index(drop=True), gold_label, ann.categories)
-        answered = marked & (g_codes >= 0)
+        marked = pd.array(df[is_gold].to_numpy()[rows], dtype="boolean").fillna(False).to_numpy(dtype=bool)
+        on_gold = np.flatnonzero(marked)  # labelled rows marked gold: encode only their gold labels
+        g_codes, _ = _encode_labels(pd.Series(df[gold_label].to_numpy()[rows[on_gold]], dtype=object), gold_label, ann.categories)
+        answered = on_gold[g_codes >= 0]
+        right = (ann.label[answered] == g_codes[g_codes >= 0]).astype(np.float64)
         gold_answers = np.bincount(ann.annotator[answered], minlength=na)
-        gold_right = np.bincount(ann.annotator[answered], weights=(ann.label == g_codes)[answered].astype(float), minlength=na)
+        gold_right = np.bincount(ann.annotator[answered], weights=right, minlength=na)
         gold = gold_labels(df, item=item, is_gold=is_gold, gold_label=gold_label)
     with np.errstate(invalid="ignore", divide="ignore"):
         gold_accuracy = np.where(gold_answers > 0, gold_right / np.maximum(gold_answers, 1), np.nan)
@@ -188,23 +189,31 @@ def filter_annotations(
     verdict = reliability.drop_duplicates(annotator).set_index(annotator)[kept]
     if verdict.isna().any():
         raise QualityInputError(f"reliability: {kept!r} is missing for {list(verdict.index[verdict.isna()][:5])}")
-    status = df[annotator].map(verdict)
-    unknown = status.isna() & df[annotator].notna()
+    if len(df) == 0:
+        return df.copy(), {"labels_dropped": 0, "rows_dropped": 0, "items_dropped": 0, "annotators_dropped": 0, "dropped_annotators": []}
+    ann_codes, ann_ids = pd.factorize(df[annotator])  # map the few annotators, not every row
+    item_codes, _ = pd.factorize(df[item])
+    for col, codes in ((annotator, ann_codes), (item, item_codes)):
+        if (codes < 0).any():
+            raise QualityInputError(f"annotations: {int((codes < 0).sum())} row(s) have no {col}")
+    status = pd.Series(ann_ids).map(verdict)
+    unknown = status.isna().to_numpy()
     if unknown.any():
         raise QualityInputError(
-            f"reliability has no row for {int(df.loc[unknown, annotator].nunique())} annotator(s) in the annotations "
-            f"(first: {df.loc[unknown, annotator].iloc[0]!r}); compute it on the same annotations"
+            f"reliability has no row for {int(unknown.sum())} annotator(s) in the annotations "
+            f"(first: {ann_ids[np.flatnonzero(unknown)[0]]!r}); compute it on the same annotations"
         )
-    keep = status.astype(bool).to_numpy()
+    kept_ann = status.astype(bool).to_numpy()
+    keep = kept_ann[ann_codes]
     has_label = df[label].notna().to_numpy()
-    items_before = df.loc[has_label, item].nunique()
-    items_after = df.loc[has_label & keep, item].nunique()  # a subset of items_before
-    present = set(df[annotator].unique())
-    dropped = [a for a in verdict.index[~verdict.astype(bool).to_numpy()] if a in present]
+    n_items = int(item_codes.max()) + 1
+    before = np.bincount(item_codes[has_label], minlength=n_items) > 0
+    after = np.bincount(item_codes[has_label & keep], minlength=n_items) > 0
+    dropped = [a for a, k in zip(ann_ids, kept_ann) if not k]
     summary = {
         "labels_dropped": int((has_label & ~keep).sum()),
         "rows_dropped": int((~keep).sum()),
-        "items_dropped": int(items_before - items_after),
+        "items_dropped": int((before & ~after).sum()),
         "annotators_dropped": len(dropped),
         "dropped_annotators": dropped,
     }

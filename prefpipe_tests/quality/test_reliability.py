@@ -119,3 +119,9 @@ def test_gold_labels_feed_dawid_skene() -> None:
     gold = gold_labels(df)
     assert gold.to_dict() == {"p1": "B>A"}
     assert dawid_skene(df, gold=gold).set_index("pair_id").loc["p1", "label"] == "B>A"
+
+
+def test_filter_of_an_empty_batch_drops_nothing() -> None:
+    empty = rows([])
+    kept, summary = filter_annotations(empty, pd.DataFrame({"annotator_id": ["a"], "kept": [True]}))
+    assert kept.empty and summary["labels_dropped"] == 0 and summary["annotators_dropped"] == 0
