@@ -166,13 +166,15 @@ def render_batch_report(
         by_source = final["source"].fillna("?").value_counts()
         tiles.append(_tile("final labels", f"{len(final):,}", ", ".join(f"{k} {v:,}" for k, v in by_source.items())))
     if not agreement.empty:
-        alpha = agreement[agreement["metric"].astype(str).str.contains("krippendorff", case=False)
+        alpha = agreement[agreement["metric"].astype(str).eq("krippendorff_alpha_ordinal")
                           & ~agreement["scope"].astype(str).str.contains("|", regex=False)]
         if not alpha.empty and pd.notna(alpha["value"].iloc[0]):
             tiles.append(_tile("Krippendorff's α", f"{float(alpha['value'].iloc[0]):.3f}", str(alpha["band"].iloc[0] or "")))
     if not cost.empty:
         ledger = cost[cost["section"].eq("ledger")] if "section" in cost else cost
-        tiles.append(_tile("cost so far", f"${float(ledger['total_usd'].sum()):,.2f}", "from the ledger"))
+        total = ledger.loc[ledger["item"].eq("total"), "total_usd"]  # the ledger's own total: its other rows are parts and ratios of it
+        if len(total):
+            tiles.append(_tile("cost so far", f"${float(total.iloc[0]):,.2f}", "from the ledger"))
 
     sections = []
     sections.append(_section(

@@ -35,14 +35,14 @@ def report_tables(shared_data) -> dict[str, pd.DataFrame]:
         "speed_penalty": [0.0, 0.0, 0.0, 0.4], "composite": [0.93, 0.9, 0.91, 0.35], "ds_accuracy": [0.94, 0.9, 0.92, 0.3],
         "gold_flagged": [False, False, False, True], "kept": [True, True, True, False]})
     tables["agreement_report"] = pd.DataFrame({
-        "metric": ["raw_agreement", "cohen_kappa", "fleiss_kappa", "krippendorff_alpha", "cohen_kappa"],
+        "metric": ["raw_agreement", "cohens_kappa", "fleiss_kappa", "krippendorff_alpha_ordinal", "cohens_kappa"],
         "scope": ["batch", "batch", "batch", "batch", "annotator1|annotator2"],
         "value": [0.92, 0.866, 0.864, 0.865, 0.852], "ci_low": [0.9, 0.84, 0.84, 0.84, 0.82],
         "ci_high": [0.94, 0.89, 0.89, 0.89, 0.88], "n_items": [999] * 5, "band": ["almost perfect"] * 5,
         "interpretation": ["ready for training"] * 5})
     tables["cost_report"] = pd.DataFrame({
-        "section": ["ledger", "ledger"], "item": ["ai_label", "human_label"], "quantity": [999.0, 2997.0],
-        "unit_usd": [0.0015, 0.5], "total_usd": [1.4985, 1498.5], "note": ["judge", "3 annotators a pair"]})
+        "section": ["ledger", "ledger", "ledger"], "item": ["ai_label", "human_label", "total"], "quantity": [999.0, 2997.0, 999.0],
+        "unit_usd": [0.0015, 0.5, 1.5015], "total_usd": [1.4985, 1498.5, 1499.9985], "note": ["judge", "3 annotators a pair", ""]})
     rng = np.random.default_rng(0)
     tables["routing"] = pd.DataFrame({"pair_id": tables["response_pairs"]["pair_id"],
                                       "route": rng.choice(["accepted", "spot_check", "human"], 999, p=[0.6, 0.05, 0.35])})
@@ -55,6 +55,10 @@ def rendered(report_tables) -> str:
     return render_batch_report("demo", report_tables, current_guideline_version="pandalm-v1",
                                current_judge_prompt_version="pandalm",
                                generated_at=dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.timezone.utc))
+
+
+def test_cost_tile_shows_the_ledger_total(rendered):
+    assert "$1,500.00" in rendered  # the ledger's total row, not the sum of its parts and ratios
 
 
 def test_report_is_self_contained_and_escapes_text(rendered):
