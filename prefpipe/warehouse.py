@@ -53,14 +53,22 @@ class _AtomicDuckDbClient(DuckDbClient):
             conn.close()
 
 
-@retry(
+_wait_for_lock = retry(
     retry=retry_if_exception_type(duckdb.IOException),
     wait=wait_exponential_jitter(multiplier=0.1, max=5),
     stop=stop_after_delay(120),
     reraise=True,
 )
+"""Another process may hold the write lock for a moment (a run of another batch): wait, up to 2 min."""
+
+
+@_wait_for_lock
+def _connect_read_only(database: str) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(database=database, read_only=True)
+
+
+@_wait_for_lock
 def _connect_with_retry(database: str, config: dict) -> duckdb.DuckDBPyConnection:
-    """Another process may hold the write lock for a moment (a run of another batch): wait."""
     return duckdb.connect(database=database, read_only=False, config=config)
 
 
@@ -121,7 +129,9 @@ class WarehouseIOManager(DuckDBPandasIOManager):
 def read_table(table: str, *, batch_id: str | None = None, database: str | None = None) -> pd.DataFrame:
     """Read one warehouse table (optionally one batch) in a short read-only connection."""
     path = database or str(settings.warehouse_path())
-    with duckdb.connect(path, read_only=True) as con:
+    if not Path(path).exists():
+        return schemas.empty({"batch_id": "string", **schemas.TABLES[table]})
+    with _connect_read_only(path) as con:
         try:
             if batch_id is None:
                 return con.execute(f"SELECT * FROM {SCHEMA}.{_quote(table)}").fetchdf()
@@ -135,7 +145,7 @@ def row_counts(batch_ids: list[str], *, database: str | None = None) -> pd.DataF
     path = Path(database or settings.warehouse_path())
     if not path.exists():
         return pd.DataFrame()
-    with duckdb.connect(str(path), read_only=True) as con:
+    with _connect_read_only(str(path)) as con:
         present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [SCHEMA]).fetchall()}
         rows = []
         for table in schemas.TABLES:

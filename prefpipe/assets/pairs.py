@@ -7,8 +7,10 @@ import dagster as dg
 from prefpipe import schemas
 from prefpipe.assets._common import BATCH_OUT, drop_batch, md_table, with_batch
 from prefpipe.partitions import batches
+from prefpipe.warehouse import read_table
 from prefpipe.generation.config import GenerationConfig
 from prefpipe.generation.pairs import generate_pairs
+from prefpipe.learning.history import reward_model_from_history
 from prefpipe.llm.resource import GenerationRunConfig, LLMResource, from_run_config
 
 
@@ -20,7 +22,8 @@ def response_pairs(context: dg.AssetExecutionContext, config: GenerationRunConfi
     """Two responses per prompt, A and B. With `existing` (the default) they are the candidate
     responses given in prompts.jsonl, in the file's order, so imported labels line up; the other
     strategies ask a model through the OpenAI-compatible endpoint: two different models, one model
-    at two temperatures, best-of-n (best vs worst by a scorer) or rejection sampling. Pairs whose
+    at two temperatures, best-of-n (best vs worst by a scorer: the judge, or `reward_model`, the
+    Bradley-Terry model trained on earlier batches' final labels) or rejection sampling. Pairs whose
     responses are empty or near-identical are kept in the table with the reason, and dropped from
     judging and labelling when the strategy generated them. The strategy and its parameters are
     stored on every pair; `generation_calls` holds every model call with its tokens and price."""
@@ -36,9 +39,18 @@ def response_pairs(context: dg.AssetExecutionContext, config: GenerationRunConfi
             )
         result = generate_pairs(frame, cfg)
     else:
+        scorer = None
+        if cfg.strategy in ("best_of_n", "rejection_sampling") and cfg.scorer == "reward_model":
+            model = reward_model_from_history(read_table("response_pairs"), read_table("final_labels"), exclude_batch=batch_id)
+            if model is None:
+                raise ValueError(
+                    "response_pairs config: field 'scorer': 'reward_model' needs a reward model, and the warehouse holds too few "
+                    "directional final labels to train one; use scorer 'judge' until earlier batches are labelled"
+                )
+            scorer = model.score
         client = llm.get_client()
         try:
-            result = generate_pairs(frame, cfg, client)
+            result = generate_pairs(frame, cfg, client, scorer=scorer)
         finally:
             client.close()
     pairs = result.pairs

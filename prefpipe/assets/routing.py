@@ -12,6 +12,8 @@ from prefpipe.assets.annotations import all_annotations, imported_annotations
 from prefpipe.batches import load_batch_config
 from prefpipe.guidelines import load_guidelines
 from prefpipe.learning import active
+from prefpipe.learning.history import reward_model_from_history
+from prefpipe.warehouse import read_table
 from prefpipe.routing import RoutingConfig, build_human_queue, escalate_spot_checks, route_counts, route_pairs, spot_check_disagreement
 
 GOLD_FILE = "gold.jsonl"
@@ -62,7 +64,10 @@ def routing(context: dg.AssetExecutionContext, config: RoutingRunConfig, ai_labe
     batch_id = context.partition_key
     cfg = routing_config(config, batch_id)
     pairs = drop_batch(response_pairs)
-    routed = route_pairs(primary_labels(drop_batch(ai_labels), config.primary_judge), cfg, pairs=pairs)
+    model = None
+    if cfg.human_budget is not None:  # the budget is spent by active learning: rank with what earlier batches taught
+        model = reward_model_from_history(read_table("response_pairs"), read_table("final_labels"), exclude_batch=batch_id)
+    routed = route_pairs(primary_labels(drop_batch(ai_labels), config.primary_judge), cfg, pairs=pairs, reward_model=model)
     annotations = all_annotations(batch_id, set(pairs["pair_id"]))
     experts = escalate_spot_checks(routed, annotations)
     routed = pd.concat([routed[~routed["pair_id"].isin(experts["pair_id"])], experts], ignore_index=True)
@@ -78,6 +83,7 @@ def routing(context: dg.AssetExecutionContext, config: RoutingRunConfig, ai_labe
             "accept_confidence": cfg.accept_confidence,
             "spot_check_rate": cfg.spot_check_rate,
             "human_budget": cfg.human_budget if cfg.human_budget is not None else "none",
+            "budget_ranked_by": ("reward model from earlier batches" if model is not None else "judge confidence") if cfg.human_budget is not None else "no budget",
         }
     )
     return with_batch(routed, schemas.ROUTING, batch_id, table="routing")

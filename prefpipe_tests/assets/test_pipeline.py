@@ -92,3 +92,19 @@ def test_a_bad_annotation_file_fails_without_touching_stored_rows(project_data):
     assert not result.success
     assert "annotations.jsonl, line 19, field 'label'" in failure_messages(result)
     assert read_table("human_annotations").equals(before)
+
+
+def test_a_human_budget_is_spent_by_active_learning(project_data):
+    folder = make_batch(project_data, "budget")
+    (folder / "annotations.jsonl").unlink()
+    config = json.loads((folder / "batch.json").read_text())
+    (folder / "batch.json").write_text(json.dumps({**config, "human_budget": 6}))
+    result = materialize("budget", dg.DagsterInstance.ephemeral())
+    assert result.success, failure_messages(result)
+    routing = read_table("routing", batch_id="budget")
+    assert (routing["route"] == "human").sum() == 2 and (routing["route"] == "over_budget").sum() == 4  # 6 labels = 2 pairs x 3
+    queue = read_table("human_queue", batch_id="budget")
+    assert queue.loc[queue["enqueued"], "labels_wanted"].sum() == 6
+    final = read_table("final_labels", batch_id="budget")
+    over = set(routing.loc[routing["route"] == "over_budget", "pair_id"])
+    assert set(final["pair_id"]) <= over and (final["source"] == "ai").all()  # the AI label stands where nobody will look
