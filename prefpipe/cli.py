@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prefpipe.exports.cli",
     "prefpipe.judge.cli",
     "prefpipe.generation.cli",
+    "prefpipe.stale_cli",
 )
 """Modules that add subcommands; each defines `register(subparsers) -> None`."""
 
