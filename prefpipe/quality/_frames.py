@@ -216,7 +216,7 @@ def _encode_labels(values: pd.Series, field: str, categories: Sequence | None) -
     lookup[-1] = -1  # the NA sentinel (-1) indexes the last slot
     unknown = []
     for j, u in enumerate(uniques):
-        pos = position.get(u, position.get(_as_number(u), None))
+        pos = position.get(u)  # 1.0 finds 1: equal numbers hash alike
         if pos is None:
             unknown.append(u)
             pos = -1
@@ -228,15 +228,6 @@ def _encode_labels(values: pd.Series, field: str, categories: Sequence | None) -
             f"{cats} ({int(bad.sum())} row(s), first at row {int(np.flatnonzero(bad)[0])})"
         )
     return lookup[codes], cats
-
-
-def _as_number(value: object) -> object:
-    """1.0 and 1 are the same category (a float column that held integers)."""
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return int(value)
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return float(value)
-    return value
 
 
 def infer_categories(values: Sequence, *, field: str = "label") -> list:
