@@ -360,12 +360,11 @@ def batches_under_current_guidelines(context: dg.AssetCheckExecutionContext) -> 
     batches, what relabelling them costs and what to run (`prefpipe backfill --stale`); the
     automation sensor relabels them on its own when the guidelines' content changed. Per batch, the
     ai_labels check `labels_under_current_versions` says the same (`prefpipe stale --record`)."""
-    from prefpipe.stale_cli import compute_view
-    from prefpipe.staleness import stale_batch_ids
+    from prefpipe.stale_cli import batches_to_rerun, compute_view
 
     view, batch_ids, current = compute_view(context.instance)
     own = context.run.tags.get("dagster/partition")  # this run reruns that batch itself
-    stale = [b for b in stale_batch_ids(view) if b != own]
+    stale = [b for b in batches_to_rerun(view) if b != own]
     rows = view[view["batch_id"].isin(stale)]
     metadata = {
         "guideline_version": current.guideline,

@@ -156,6 +156,16 @@ def stale_view(
     return out.reset_index(drop=True).astype(STALE_BATCHES)
 
 
+def batches_to_rerun(view: pd.DataFrame) -> list[str]:
+    """Batches a backfill should rerun: stale rows that a rerun relabels or rebuilds
+    (staleness.stale_batch_ids), and every batch whose last run used older guidelines, even one
+    that left no final label to count."""
+    from prefpipe.staleness import stale_batch_ids
+
+    runs = view[(view["stage"] == RUN_STAGE) & view["stale_guideline_versions"].notna()]
+    return sorted(set(stale_batch_ids(view)) | set(runs["batch_id"].astype(str)))
+
+
 # ------------------------------------------------------------------------------------------------
 # reading the warehouse and the instance
 
@@ -278,10 +288,9 @@ def check_result_for(view: pd.DataFrame, batch_id: str, current: CurrentVersions
     import dagster as dg
 
     from prefpipe.reports.markdown import table_md
-    from prefpipe.staleness import stale_batch_ids
 
     rows = view[view["batch_id"] == batch_id]
-    passed = batch_id not in stale_batch_ids(rows)
+    passed = batch_id not in batches_to_rerun(rows)
     kept = rows[rows["stage"] == "human_annotations"]
     shown = rows[["stage", "n_labels", "n_stale", "stale_guideline_versions", "stale_judge_prompt_versions", "n_gold_stale", "estimated_cost_usd", "action"]]
     metadata = {
@@ -328,7 +337,6 @@ def run_stale_checks(instance: dg.DagsterInstance, batch_ids: list[str]) -> dict
 
 def _print_view(view: pd.DataFrame, batch_ids: list[str], current: CurrentVersions, folders: set[str]) -> None:
     from prefpipe import settings
-    from prefpipe.staleness import stale_batch_ids
 
     print(f"guidelines: {settings.guidelines_dir()}  version {current.guideline}")
     print(f"judge prompts: {', '.join(current.judge_prompts.values()) or 'none packaged'}")
@@ -336,7 +344,7 @@ def _print_view(view: pd.DataFrame, batch_ids: list[str], current: CurrentVersio
     if not batch_ids:
         print("\nno batch in the warehouse yet (prefpipe run --batch <id>)")
         return
-    rerun = set(stale_batch_ids(view))
+    rerun = set(batches_to_rerun(view))
     columns = {"stage": "stage", "n_labels": "labels", "n_stale": "stale", "stale_guideline_versions": "made under guideline",
                "stale_judge_prompt_versions": "judge prompt", "n_gold_stale": "gold", "estimated_cost_usd": "est. cost $", "action": "what a backfill does"}
     for batch_id in batch_ids:
@@ -529,7 +537,6 @@ def _backfill(args: argparse.Namespace) -> int:
 
     from prefpipe import batches as batch_folders, settings
     from prefpipe.partitions import batches
-    from prefpipe.staleness import stale_batch_ids
 
     with dg.DagsterInstance.get() as instance:
         if args.watch:
@@ -537,7 +544,7 @@ def _backfill(args: argparse.Namespace) -> int:
         on_disk = set(batch_folders.list_batches())
         if args.stale:
             view, _, _ = compute_view(instance)
-            stale = stale_batch_ids(view)
+            stale = batches_to_rerun(view)
             wanted = [b for b in stale if b in on_disk]
             for b in sorted(set(stale) - on_disk):
                 print(f"{b}: stale, but no batch folder under {settings.batches_dir()}: left out", file=sys.stderr)
