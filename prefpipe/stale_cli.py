@@ -371,6 +371,22 @@ def _print_view(view: pd.DataFrame, batch_ids: list[str], current: CurrentVersio
               + ("n/a (no human price in the cost ledger)" if cost != cost else f"${cost:.2f}"))
 
 
+def _user_errors(handler):
+    """A missing or malformed guidelines folder is the user's to fix: say so, without a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        from prefpipe.guidelines import GuidelinesError
+
+        try:
+            return handler(args)
+        except (GuidelinesError, BackfillError) as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+
+    return run
+
+
+@_user_errors
 def _stale(args: argparse.Namespace) -> int:
     from prefpipe.pipeline_cli import ensure_dagster_home
 
@@ -416,11 +432,12 @@ class BackfillError(RuntimeError):
     """The backfill could not be launched (the message says why)."""
 
 
-def workspace_args(workspace: Path | None) -> tuple[list[str], str, Path | None]:
-    """(dagster-graphql workspace arguments, code location name, temporary file to delete).
+def workspace_location(workspace: Path | None) -> tuple[Path | None, str]:
+    """(the workspace file to load, or None for prefpipe's default; the code location name).
 
-    The location must be the one `dagster dev` serves (its daemon runs the backfill), so the
-    project's workspace.yaml is used when there is one; else the same module under the same name."""
+    The backfill names a code location, which must be the one `dagster dev` serves (its daemon runs
+    the backfill): the project's workspace.yaml when there is one, else prefpipe.definitions under
+    the name the project's workspace.yaml gives it."""
     import yaml
 
     path = workspace or Path("workspace.yaml")
@@ -428,34 +445,64 @@ def workspace_args(workspace: Path | None) -> tuple[list[str], str, Path | None]
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         locations = [next(iter(entry.values())) for entry in raw.get("load_from", [])]
         names = [loc.get("location_name") or loc.get("module_name") for loc in locations if isinstance(loc, dict)]
-        return ["-w", str(path.resolve())], (names[0] if names else DEFAULT_LOCATION), None
+        return path.resolve(), (names[0] if names else DEFAULT_LOCATION)
     if workspace is not None:
         raise BackfillError(f"{workspace}: no such workspace file")
-    fd, name = tempfile.mkstemp(prefix="prefpipe-workspace-", suffix=".yaml")
-    with os.fdopen(fd, "w") as f:
-        yaml.safe_dump({"load_from": [{"python_module": {"module_name": "prefpipe.definitions", "location_name": DEFAULT_LOCATION}}]}, f)
-    return ["-w", name], DEFAULT_LOCATION, Path(name)
+    return None, DEFAULT_LOCATION
+
+
+def _graphql_here(query: str, variables: dict, workspace: Path | None) -> dict:
+    """Run a GraphQL document against the workspace with `dagster-graphql`, in this process's
+    instance ($DAGSTER_HOME): it loads the code location in a subprocess, as the UI would."""
+    exe = Path(sys.executable).with_name("dagster-graphql")
+    exe = exe if exe.is_file() else shutil.which("dagster-graphql")
+    if exe is None:
+        raise BackfillError("dagster-graphql not found beside this Python or on PATH (pip install dagster-graphql)")
+    import yaml
+
+    path, _ = workspace_location(workspace)
+    with tempfile.TemporaryDirectory(prefix="prefpipe-backfill-") as tmp:
+        out = Path(tmp) / "result.json"
+        if path is None:
+            path = Path(tmp) / "workspace.yaml"
+            module = {"module_name": "prefpipe.definitions", "location_name": DEFAULT_LOCATION}
+            path.write_text(yaml.safe_dump({"load_from": [{"python_module": module}]}), encoding="utf-8")
+        try:
+            done = subprocess.run([str(exe), "-w", str(path), "-t", query, "-v", json.dumps(variables), "-o", str(out)],
+                                  capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired as exc:
+            raise BackfillError("dagster-graphql did not answer within 10 minutes") from exc
+        if not out.is_file():
+            raise BackfillError(f"dagster-graphql failed: {(done.stderr.strip().splitlines() or ['no output'])[-1]}")
+        return json.loads(out.read_text(encoding="utf-8"))
+
+
+def _graphql_remote(url: str, query: str, variables: dict) -> dict:
+    """POST a GraphQL document to a running dagster-webserver (its public GraphQL endpoint)."""
+    import httpx
+
+    base = url.rstrip("/")
+    try:
+        with httpx.Client(timeout=120) as client:
+            if "dagster_webserver" not in client.get(f"{base}/server_info").text:
+                raise BackfillError(f"{url} is not a dagster-webserver")
+            response = client.post(f"{base}/graphql", json={"query": query, "variables": variables})
+            response.raise_for_status()
+            return response.json()
+    except httpx.HTTPError as exc:
+        raise BackfillError(f"{url}: {exc}") from exc
 
 
 def launch_backfill(batch_ids: list[str], *, workspace: Path | None = None, webserver: str | None = None,
                     location: str | None = None, title: str | None = None) -> str:
     """Launch a backfill of the `pipeline` job over `batch_ids` and return its id.
 
-    It sends the GraphQL mutation `launchPartitionBackfill` (what the UI's "Launch backfill" sends)
-    with `dagster-graphql`: to a running webserver when `webserver` is given, else against the
+    It sends the GraphQL mutation `launchPartitionBackfill` (what the UI's "Launch backfill" sends):
+    to a running webserver when `webserver` is given, else with `dagster-graphql` against the
     workspace in this process's instance ($DAGSTER_HOME). The backfill is stored REQUESTED; the
     daemon of `dagster dev` (or `dagster-daemon run`) submits its runs, which dagster.yaml's run
     queue starts one at a time."""
-    exe = Path(sys.executable).with_name("dagster-graphql")
-    exe = exe if exe.is_file() else shutil.which("dagster-graphql")
-    if exe is None:
-        raise BackfillError("dagster-graphql not found beside this Python or on PATH (pip install dagster-graphql)")
-    cleanup = None
-    if webserver:
-        target, location_name = ["-r", webserver], location or DEFAULT_LOCATION
-    else:
-        target, location_name, cleanup = workspace_args(workspace)
-        location_name = location or location_name
+    location_name = location or (DEFAULT_LOCATION if webserver else workspace_location(workspace)[1])
     params = {
         "selector": {"partitionSetName": PARTITION_SET,
                      "repositorySelector": {"repositoryLocationName": location_name, "repositoryName": REPOSITORY}},
@@ -463,23 +510,12 @@ def launch_backfill(batch_ids: list[str], *, workspace: Path | None = None, webs
         "title": title or f"prefpipe backfill: {', '.join(batch_ids)}"[:200],
         "tags": [{"key": "prefpipe/command", "value": "prefpipe backfill"}],
     }
-    with tempfile.TemporaryDirectory(prefix="prefpipe-backfill-") as tmp:
-        out = Path(tmp) / "result.json"
-        cmd = [str(exe), *target, "-t", LAUNCH_MUTATION, "-v", json.dumps({"params": params}), "-o", str(out)]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        finally:
-            if cleanup is not None:
-                cleanup.unlink(missing_ok=True)
-        text = out.read_text(encoding="utf-8") if out.is_file() else done.stdout
-    try:
-        answer = json.loads(text.strip().splitlines()[-1]) if text.strip() else {}
-    except json.JSONDecodeError:
-        answer = {}
+    variables = {"params": params}
+    answer = _graphql_remote(webserver, LAUNCH_MUTATION, variables) if webserver else _graphql_here(LAUNCH_MUTATION, variables, workspace)
     result = (answer.get("data") or {}).get("launchPartitionBackfill") or {}
     if result.get("__typename") == "LaunchBackfillSuccess":
         return str(result["backfillId"])
-    reason = result.get("message") or answer.get("errors") or (done.stderr.strip().splitlines() or ["no answer"])[-1]
+    reason = result.get("message") or answer.get("errors") or "no answer"
     raise BackfillError(f"launchPartitionBackfill failed ({result.get('__typename', 'no result')}): {reason}")
 
 
@@ -529,6 +565,7 @@ def watch_backfill(instance: dg.DagsterInstance, backfill_id: str, *, timeout: f
         time.sleep(poll)
 
 
+@_user_errors
 def _backfill(args: argparse.Namespace) -> int:
     from prefpipe.pipeline_cli import ensure_dagster_home
 
@@ -566,11 +603,7 @@ def _backfill(args: argparse.Namespace) -> int:
             return 0
         if new:
             instance.add_dynamic_partitions(batches.name, new)
-        try:
-            backfill_id = launch_backfill(wanted, workspace=args.workspace, webserver=args.webserver, location=args.location)
-        except BackfillError as exc:
-            print(str(exc), file=sys.stderr)
-            return 1
+        backfill_id = launch_backfill(wanted, workspace=args.workspace, webserver=args.webserver, location=args.location)
         print(f"launched backfill {backfill_id}: the `{JOB_NAME}` job over {len(wanted)} batch(es): {', '.join(wanted)}")
         print(f"watch it: {args.webserver or WEBSERVER}/runs/b/{backfill_id}?tab=runs   or   prefpipe backfill --watch {backfill_id}")
         if not daemon_running(instance):

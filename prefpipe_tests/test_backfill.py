@@ -157,3 +157,52 @@ def test_a_backfill_of_four_batches_runs_them_at_once_through_the_daemon(project
 
     stale = subprocess.run([str(BIN / "prefpipe"), "stale"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert "0 of 4 batch(es) stale" in stale.stdout, stale.stdout
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_backfill_sent_to_a_running_webserver_waits_in_the_instance_for_the_daemon(project_data, tmp_path):
+    import time
+
+    import httpx
+
+    home = tmp_path / "dagster_home"
+    write_instance_yaml(home, max_concurrent_runs=1)
+    env = {**os.environ, "PREFPIPE_DATA_DIR": str(project_data), "DAGSTER_HOME": str(home)}
+    url = f"http://127.0.0.1:{free_port()}"
+    with open(tmp_path / "webserver.log", "w") as log:
+        server = subprocess.Popen([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", url.rsplit(":", 1)[1]],
+                                  cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            for _ in range(240):  # bounded: up to about two minutes for the server and its code location
+                assert server.poll() is None, (tmp_path / "webserver.log").read_text()[-3000:]
+                try:
+                    if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            launch = subprocess.run([str(BIN / "prefpipe"), "backfill", "--batch", "mini", "--webserver", url],
+                                    cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+    assert launch.returncode == 0, launch.stdout + launch.stderr[-3000:]
+    backfill_id = re.search(r"launched backfill (\w+)", launch.stdout).group(1)
+    assert "no Dagster daemon is running" in launch.stdout
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        backfill = instance.get_backfill(backfill_id)
+        assert backfill.status.value == "REQUESTED" and list(backfill.partition_names) == ["mini"]
+        assert backfill.tags["prefpipe/command"] == "prefpipe backfill"
+        assert "mini" in instance.get_dynamic_partitions("batches")  # registered before the launch
