@@ -183,7 +183,7 @@ def labels_under_current_versions(context: dg.AssetCheckExecutionContext) -> dg.
     from prefpipe.stale_cli import check_result_for, compute_view
 
     batch_id = context.partition_key
-    view, _, current = compute_view(context.instance, batch_id=batch_id, include_current=True)
+    view, _, current = compute_view(context.instance, batch_id=batch_id, include_current=True, this_run=context.run.run_id)
     passed, metadata = check_result_for(view, batch_id, current)
     return dg.AssetCheckResult(passed=passed, severity=WARN, metadata=metadata)
 

@@ -235,12 +235,13 @@ def warehouse_batches(tables: Mapping) -> list[str]:
     return sorted(found)
 
 
-def last_run_versions(instance: dg.DagsterInstance, batch_ids: list[str]) -> dict[str, str | None]:
+def last_run_versions(instance: dg.DagsterInstance, batch_ids: list[str], *, this_run: str | None = None) -> dict[str, str | None]:
     """Batch -> the guideline version its latest ai_labels materialization ran under (the asset's
     `guideline_version` metadata, else Dagster's recorded input data version of `guidelines`).
 
     A run that stopped after ai_labels but before preference_dataset left the later stages built
-    under the previous labels: its version is returned with a note, so it never counts as current."""
+    under the previous labels: its version is returned with a note, so it never counts as current
+    (except for `this_run`, the calling run, which is still on its way to the export)."""
     import dagster as dg
 
     def latest(asset: str, batch_id: str):
@@ -259,22 +260,22 @@ def last_run_versions(instance: dg.DagsterInstance, batch_ids: list[str]) -> dic
         value = getattr(entry, "value", None) if entry is not None else None
         version = str(value) if value else (materialization.tags or {}).get("dagster/input_data_version/guidelines")
         last = latest(LAST_STAGE, batch_id)
-        if last is None or last.storage_id < record.storage_id:
+        if record.run_id != this_run and (last is None or last.storage_id < record.storage_id):
             version = f"{version} (that run stopped before {LAST_STAGE})"
         out[batch_id] = version
     return out
 
 
 def compute_view(instance: dg.DagsterInstance, *, database: str | Path | None = None, batch_id: str | None = None,
-                 include_current: bool = False) -> tuple[pd.DataFrame, list[str], CurrentVersions]:
+                 include_current: bool = False, this_run: str | None = None) -> tuple[pd.DataFrame, list[str], CurrentVersions]:
     """(the stale view, the batches in the warehouse, the current versions) for the whole warehouse
-    or one batch."""
+    or one batch; `this_run`: the id of the run asking, if any (see last_run_versions)."""
     current = current_versions()
     tables = read_warehouse(database, batch_id=batch_id)
     batches = warehouse_batches(tables) if batch_id is None else [batch_id]
     view = stale_view(
         {k: v for k, v in tables.items() if k in ("ai_labels", "human_annotations")},
-        last_run_versions(instance, batches), current,
+        last_run_versions(instance, batches, this_run=this_run), current,
         cost_ledger=tables.get("cost_report"), final_label_counts=tables["final_label_counts"],
         include_current=include_current,
     )
@@ -314,11 +315,11 @@ def run_stale_checks(instance: dg.DagsterInstance, batch_ids: list[str]) -> dict
     per check and partition only (a second one violates a unique index)."""
     import dagster as dg
 
-    from prefpipe.definitions import defs
+    from prefpipe.definitions import build_definitions
     from prefpipe.partitions import batches
 
     key = dg.AssetCheckKey(dg.AssetKey("ai_labels"), STALE_CHECK)
-    job = defs.resolve_job_def(JOB_NAME).get_subset(asset_selection=set(), asset_check_selection={key})
+    job = build_definitions().resolve_job_def(JOB_NAME).get_subset(asset_selection=set(), asset_check_selection={key})
     registered = set(instance.get_dynamic_partitions(batches.name))
     out = {}
     for batch_id in batch_ids:
