@@ -336,7 +336,28 @@ def run_stale_checks(instance: dg.DagsterInstance, batch_ids: list[str]) -> dict
 # prefpipe stale
 
 
+def _count(value) -> str:
+    import pandas as pd
+
+    return "?" if pd.isna(value) else f"{int(value):,}"
+
+
+def _made_under(row) -> str:
+    import pandas as pd
+
+    parts = []
+    if pd.notna(row.stale_guideline_versions):
+        parts.append(f"guideline {row.stale_guideline_versions}")
+    if pd.notna(row.stale_judge_prompt_versions):
+        parts.append(f"judge prompt {row.stale_judge_prompt_versions}")
+    if row.n_gold_stale:
+        parts.append(f"{int(row.n_gold_stale)} gold answer(s) among them")
+    return "made under " + ", ".join(parts) if parts else "all current"
+
+
 def _print_view(view: pd.DataFrame, batch_ids: list[str], current: CurrentVersions, folders: set[str]) -> None:
+    import pandas as pd
+
     from prefpipe import settings
 
     print(f"guidelines: {settings.guidelines_dir()}  version {current.guideline}")
@@ -346,8 +367,6 @@ def _print_view(view: pd.DataFrame, batch_ids: list[str], current: CurrentVersio
         print("\nno batch in the warehouse yet (prefpipe run --batch <id>)")
         return
     rerun = set(batches_to_rerun(view))
-    columns = {"stage": "stage", "n_labels": "labels", "n_stale": "stale", "stale_guideline_versions": "made under guideline",
-               "stale_judge_prompt_versions": "judge prompt", "n_gold_stale": "gold", "estimated_cost_usd": "est. cost $", "action": "what a backfill does"}
     for batch_id in batch_ids:
         rows = view[view["batch_id"] == batch_id]
         if batch_id in rerun:
@@ -355,10 +374,10 @@ def _print_view(view: pd.DataFrame, batch_ids: list[str], current: CurrentVersio
         else:
             state = "up to date" + ("; human labels under older versions are kept" if len(rows) else "")
         print(f"\n{batch_id}: {state}")
-        if len(rows):
-            shown = rows[list(columns)].rename(columns=columns).astype(object).where(rows[list(columns)].notna().to_numpy(), "")
-            shown["est. cost $"] = [f"{v:.2f}" if v != "" else "n/a" for v in shown["est. cost $"]]
-            print("  " + shown.to_string(index=False).replace("\n", "\n  "))
+        for r in rows.itertuples():
+            print(f"  {r.stage:<18} {_count(r.n_stale)} of {_count(r.n_labels)} label(s) stale, {_made_under(r)}; "
+                  f"est. cost {'n/a' if pd.isna(r.estimated_cost_usd) else f'${r.estimated_cost_usd:.2f}'}")
+            print(f"  {'':<18} -> {r.action}")
     ai_cost = float(view.loc[view["stage"].eq("ai_labels") & view["batch_id"].isin(rerun), "estimated_cost_usd"].sum())
     human = view[view["stage"].eq("human_annotations")]
     print(f"\n{len(rerun)} of {len(batch_ids)} batch(es) stale" + (f": {', '.join(sorted(rerun))}" if rerun else ""))
