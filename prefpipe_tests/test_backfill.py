@@ -17,6 +17,7 @@ import pytest
 import dagster as dg
 
 from prefpipe.automation import GUIDELINES, guideline_automation_sensor
+from prefpipe.stale_cli import batches_to_rerun, compute_view
 from prefpipe.warehouse import row_counts
 from prefpipe_tests.assets.conftest import make_batch, project_data  # noqa: F401 (project_data: fixture)
 from prefpipe_tests.conftest import PROJECT_ROOT
@@ -91,11 +92,11 @@ def test_eager_would_have_relabelled_on_a_same_content_rematerialization(project
     assert again.get_requested_partitions(dg.AssetKey("ai_labels")) == {"b1"}
 
 
-def test_the_automation_sensor_is_on_by_default_and_in_the_definitions():
-    from prefpipe.definitions import defs
+def test_the_automation_sensor_is_on_by_default_and_in_the_definitions(data_dir):
+    from prefpipe.definitions import build_definitions
 
     assert guideline_automation_sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    assert defs.resolve_sensor_def(guideline_automation_sensor.name) is not None
+    assert build_definitions().resolve_sensor_def(guideline_automation_sensor.name) is not None
 
 
 def write_instance_yaml(home: Path, max_concurrent_runs: int) -> None:
@@ -152,11 +153,10 @@ def test_a_backfill_of_four_batches_runs_them_at_once_through_the_daemon(project
         key = dg.AssetCheckKey(dg.AssetKey("preference_dataset"), "export_is_well_formed")
         history = instance.event_log_storage.get_asset_check_execution_history(key, limit=10)
         assert sorted(r.partition for r in history) == batch_ids and {r.status.value for r in history} == {"SUCCEEDED"}
+        view, in_warehouse, _ = compute_view(instance)  # what `prefpipe stale` shows
+    assert in_warehouse == batch_ids and batches_to_rerun(view) == []
     counts = row_counts(batch_ids, database=str(project_data / "warehouse.duckdb"))
     assert (counts.loc["preference_dataset"] == 5).all() and (counts.loc["ai_labels"] == 6).all()  # 6 pairs, one tie left out
-
-    stale = subprocess.run([str(BIN / "prefpipe"), "stale"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert "0 of 4 batch(es) stale" in stale.stdout, stale.stdout
 
 
 def free_port() -> int:

@@ -185,10 +185,10 @@ def test_an_empty_response_warns_without_blocking():
     assert checks.empty_response_result(export_rows()).passed
 
 
-def test_the_blocking_check_is_declared_blocking_and_every_check_has_a_description():
-    from prefpipe.definitions import defs
+def test_the_blocking_check_is_declared_blocking_and_every_check_has_a_description(data_dir):
+    from prefpipe.definitions import build_definitions
 
-    graph = defs.get_repository_def().asset_graph
+    graph = build_definitions().get_repository_def().asset_graph
     specs = {key.name: graph.get(key) for key in graph.asset_check_keys}
     assert set(specs) == {c.name for cd in checks.CHECKS for c in cd.check_keys}
     assert specs["export_is_well_formed"].blocking and not specs["labels_under_current_versions"].blocking

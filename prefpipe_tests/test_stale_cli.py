@@ -4,10 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,7 +15,6 @@ from prefpipe.cli import main
 from prefpipe.stale_cli import CURRENT_PROMPT, NO_RUN_RECORDED, RUN_STAGE, CurrentVersions, batches_to_rerun, prompt_is_current, stale_view
 from prefpipe.staleness import STALE_BATCHES
 from prefpipe_tests.assets.conftest import make_batch, project_data  # noqa: F401 (project_data: fixture)
-from prefpipe_tests.conftest import PROJECT_ROOT
 
 NOW = CurrentVersions("g2", {"judge_v1": "judge_v1@new"})
 
@@ -93,26 +88,28 @@ def run_cli(capsys, *argv: str) -> tuple[int, str]:
     return code, out
 
 
-def prefpipe_run(batch_id: str, data_dir: Path, home: Path) -> None:
-    """`prefpipe run` through the console script, as a user runs it (its own process)."""
-    env = {**os.environ, "PREFPIPE_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(home)}
-    done = subprocess.run([str(Path(sys.executable).parent / "prefpipe"), "run", "--batch", batch_id], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+def pipeline_run(batch_id: str) -> None:
+    """The `pipeline` job on one batch in the instance at $DAGSTER_HOME, as `prefpipe run` does."""
+    from prefpipe.definitions import build_definitions
+
+    with dg.DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions("batches", [batch_id])
+        result = build_definitions().resolve_job_def("pipeline").execute_in_process(partition_key=batch_id, instance=instance, raise_on_error=False)
+    assert result.success
 
 
 @pytest.mark.slow
 def test_a_guideline_edit_makes_prefpipe_stale_list_the_batch_and_the_dry_run_backfill_exactly_it(project_data, tmp_path, monkeypatch, capsys):
-    home = tmp_path / "dagster_home"
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    prefpipe_run("mini", project_data, home)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    (tmp_path / "dagster_home").mkdir()
+    pipeline_run("mini")
     code, out = run_cli(capsys, "stale")
     assert code == 0 and "mini: up to date" in out and "0 of 1 batch(es) stale" in out
 
     guidelines = project_data / "guidelines" / "guidelines.md"
     guidelines.write_text(guidelines.read_text() + "\n- When both answers are correct, prefer the one that cites its source.\n")
     make_batch(project_data, "fresh")
-    prefpipe_run("fresh", project_data, home)  # made under the edited guidelines
+    pipeline_run("fresh")  # made under the edited guidelines
 
     code, out = run_cli(capsys, "stale")
     assert code == 0 and "mini: STALE" in out and "fresh: up to date" in out and "1 of 2 batch(es) stale: mini" in out
