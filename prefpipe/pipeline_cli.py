@@ -29,7 +29,7 @@ def _run(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from prefpipe import batches as batch_folders, settings
-    from prefpipe.definitions import defs
+    from prefpipe.definitions import build_definitions
     from prefpipe.partitions import batches
 
     on_disk = batch_folders.list_batches()
@@ -44,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
     instance = dg.DagsterInstance.get()
     known = set(instance.get_dynamic_partitions(batches.name))
     instance.add_dynamic_partitions(batches.name, [b for b in wanted if b not in known])
-    job = defs.resolve_job_def("pipeline")
+    job = build_definitions().resolve_job_def("pipeline")  # bound to the data folder of this call
     failed = []
     for batch_id in wanted:
         print(f"running the pipeline on batch {batch_id!r} ...", flush=True)
