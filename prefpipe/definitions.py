@@ -7,7 +7,7 @@ import dagster as dg
 from prefpipe import settings
 from prefpipe.assets.annotations import human_annotations
 from prefpipe.assets.costs import cost_report
-from prefpipe.assets.dataset import preference_dataset
+from prefpipe.assets.dataset import preference_dataset, published_dataset
 from prefpipe.assets.guidelines import guidelines
 from prefpipe.assets.judge import ai_labels
 from prefpipe.assets.pairs import response_pairs
@@ -23,6 +23,7 @@ from prefpipe.warehouse import SCHEMA, WarehouseIOManager
 ASSETS = with_guideline_automation([
     guidelines, prompts, response_pairs, ai_labels, routing, human_queue, human_annotations,
     annotator_reliability, filtered_annotations, final_labels, agreement_report, cost_report, preference_dataset,
+    published_dataset,
 ])
 
 

@@ -24,7 +24,7 @@ from prefpipe_tests.conftest import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
 DOWNSTREAM = ("routing", "human_queue", "human_annotations", "annotator_reliability", "filtered_annotations",
-              "final_labels", "agreement_report", "cost_report", "preference_dataset")
+              "final_labels", "agreement_report", "cost_report", "preference_dataset", "published_dataset")
 
 
 def publish_guidelines(instance: dg.DagsterInstance) -> None:
