@@ -235,6 +235,7 @@ def test_checks_run_per_batch_in_the_pipeline_and_the_export_check_blocks(projec
     assert not second.success
     failures = [e for e in second.all_events if e.is_step_failure]
     assert [e.step_key for e in failures] == ["preference_dataset_export_is_well_formed"]
+    assert not (project_data / "exports" / "ties").exists() and not (project_data / "reports" / "ties.html").exists()  # nothing published
     got = evaluations(second)
     assert not got["export_is_well_formed"].passed and got["export_is_well_formed"].severity == dg.AssetCheckSeverity.ERROR
     assert "no preference rows" in got["export_is_well_formed"].description
