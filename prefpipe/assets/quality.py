@@ -7,7 +7,7 @@ import dagster as dg
 
 from prefpipe import quality, schemas
 from prefpipe.assets._common import BATCH_ASSET, drop_batch, md_image, md_table, with_batch
-from prefpipe.assets.routing import RoutingRunConfig, primary_labels
+from prefpipe.assets.routing import primary_labels
 from prefpipe.guidelines import load_guidelines
 from prefpipe.labels import SCALE
 from prefpipe.quality.reliability import annotator_reliability as reliability_of, filter_annotations
