@@ -78,7 +78,7 @@ HUMAN_ANNOTATIONS: Final = {
     "dimensions": "string",  # JSON object of rubric scores, "{}" when none
     "duration_s": "float64",  # server-measured seconds on task; null when unknown (imports)
     "is_gold": "boolean",
-    "gold_label": "string",
+    "gold_label": "string",  # the key a gold answer is scored against; null while it awaits an expert re-check
     "flagged": "boolean",  # the annotator is flagged by gold (all their labels are marked)
     "guideline_version": "string",
     "created_at": "string",  # ISO-8601 UTC

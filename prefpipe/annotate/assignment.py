@@ -47,7 +47,7 @@ _GOLD_CANDIDATE = """
 SELECT id, batch_id, content_key FROM items
 WHERE queue = 'gold'
   AND content_key NOT IN (SELECT content_key FROM assignments WHERE annotator_id = ?)
-ORDER BY random() LIMIT 1
+ORDER BY gold_version IS ? DESC, random() LIMIT 1
 """
 
 
@@ -63,8 +63,11 @@ def real_candidate(conn: sqlite3.Connection, annotator_id: int, role: str) -> Ca
     return None
 
 
-def gold_candidate(conn: sqlite3.Connection, annotator_id: int) -> Candidate | None:
-    row = conn.execute(_GOLD_CANDIDATE, (annotator_id,)).fetchone()
+def gold_candidate(conn: sqlite3.Connection, annotator_id: int, version: str | None) -> Candidate | None:
+    """A gold pair the annotator has not seen, one whose key is of `version` (the guideline version
+    the task will be shown with) first: only those can be scored; others are served when no current
+    key is left, so the gold rate stays the same and gives nothing away."""
+    row = conn.execute(_GOLD_CANDIDATE, (annotator_id, version)).fetchone()
     return Candidate(*row) if row is not None else None
 
 

@@ -1,4 +1,4 @@
-"""Commands for the annotation app: `annotate`, `annotators`, `queue add`, `annotations export`.
+"""Commands for the annotation app: `annotate`, `annotators`, `queue add`, `gold`, `annotations export`.
 
 All of them find the store through PREFPIPE_DATA_DIR (settings.annotation_store_path()).
 """
@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import Any
+
+from prefpipe.labels import SCALE as SCALE_CHOICES
 
 
 def register(sub: Any) -> None:
@@ -39,6 +41,25 @@ def register(sub: Any) -> None:
     q.add_argument("--gold", help="GOLD.jsonl: a pairs file whose lines also have `label` (the pair's own order)")
     q.add_argument("--per-item", type=int, default=3, help="distinct annotators per pair (default 3)")
     q.set_defaults(handler=queue_add)
+
+    p = sub.add_parser("gold", help="list, export and re-check gold answer keys after a guideline change")
+    gsub = p.add_subparsers(dest="gold_command", metavar="ACTION", required=True)
+    g = gsub.add_parser("list", help="gold pairs with their key, its guideline version and answers awaiting re-check")
+    g.add_argument("--stale", action="store_true", help="only keys written under an older guideline version")
+    g.set_defaults(handler=gold_list)
+    g = gsub.add_parser("export", help="write gold pairs as a gold file (JSONL) for an expert to review and edit")
+    g.add_argument("--out", required=True, help="FILE.jsonl")
+    g.add_argument("--all", action="store_true", help="every gold pair, not only the stale ones")
+    g.set_defaults(handler=gold_export)
+    g = gsub.add_parser("recheck", help="an expert confirms or corrects gold keys under the current guidelines")
+    g.add_argument("pair_id", nargs="?", help="one gold pair (or give --file)")
+    g.add_argument("--expert", required=True, help="the expert (or admin) account making the decision")
+    how = g.add_mutually_exclusive_group(required=True)
+    how.add_argument("--confirm", action="store_true", help="the key stands under the current guidelines")
+    how.add_argument("--label", choices=SCALE_CHOICES, help="the corrected key, in the pair's own order")
+    how.add_argument("--file", help="a reviewed gold file (from `prefpipe gold export`): each line's label is the decision")
+    g.add_argument("--batch", help="the batch that loaded the pair, when several did")
+    g.set_defaults(handler=gold_recheck)
 
     p = sub.add_parser("annotations", help="read stored annotations")
     nsub = p.add_subparsers(dest="annotations_command", metavar="ACTION", required=True)
@@ -162,4 +183,102 @@ def annotations_export(args: argparse.Namespace) -> int:
     with _store() as store:
         n = store.export_jsonl(args.batch, args.out)
     print(f"wrote {n} annotations of batch {args.batch!r} to {args.out}")
+    return 0
+
+
+def _current_version() -> str:
+    from prefpipe.guidelines import load_guidelines
+
+    return load_guidelines().version
+
+
+def gold_list(args: argparse.Namespace) -> int:
+    from prefpipe.guidelines import GuidelinesError
+
+    try:
+        current = _current_version()
+    except GuidelinesError as exc:
+        return _fail(str(exc))
+    with _store() as store:
+        gold = store.gold_items(current)
+    shown = gold[gold["stale"]] if args.stale else gold
+    print(f"current guideline version {current}: {len(gold)} gold pair(s), {int(gold['stale'].sum())} written under an "
+          f"older version, {int(gold['answers_awaiting_recheck'].sum())} answer(s) awaiting re-check")
+    if len(shown):
+        print(f"{'batch':<16} {'pair':<24} {'key':<5} {'state':<7} {'answers':>7} {'waiting':>7}  version / checked by")
+    for r in shown.itertuples():
+        checked = f"  (re-checked by {r.checked_by} {r.checked_at})" if r.checked_by else ""
+        print(f"{r.batch_id:<16} {r.pair_id:<24} {r.gold_label:<5} {'STALE' if r.stale else 'current':<7} "
+              f"{r.answers:>7} {r.answers_awaiting_recheck:>7}  {r.gold_version}{checked}")
+    if gold["stale"].any():
+        print("review them: prefpipe gold export --out review.jsonl, edit the labels, then "
+              "prefpipe gold recheck --file review.jsonl --expert NAME")
+    return 0
+
+
+def gold_export(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from prefpipe.guidelines import GuidelinesError
+
+    try:
+        current = _current_version()
+    except GuidelinesError as exc:
+        return _fail(str(exc))
+    with _store() as store:
+        gold = store.gold_items(current)
+    chosen = gold if args.all else gold[gold["stale"]]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as fh:
+        for r in chosen.itertuples():
+            fh.write(json.dumps({"pair_id": r.pair_id, "prompt": r.prompt, "response_a": r.response_a,
+                                 "response_b": r.response_b, "label": r.gold_label, "batch_id": r.batch_id,
+                                 "key_version": r.gold_version}, ensure_ascii=False) + "\n")
+    print(f"wrote {len(chosen)} gold pair(s) to {out}; edit `label` where the current guidelines say otherwise, "
+          f"then: prefpipe gold recheck --file {out} --expert NAME")
+    return 0
+
+
+def gold_recheck(args: argparse.Namespace) -> int:
+    from prefpipe.annotate.errors import AnnotatorError, FieldError
+    from prefpipe.annotate.pairs_file import PairsFileError, read_pairs
+    from prefpipe.annotate.store import content_key
+    from prefpipe.guidelines import GuidelinesError
+
+    if (args.pair_id is None) == (args.file is None):
+        return _fail("give one gold pair id with --confirm or --label, or a reviewed gold file with --file")
+    try:
+        current = _current_version()
+        if args.file:
+            decisions = read_pairs(args.file, gold=True)
+        else:
+            decisions = None
+        with _store() as store:
+            if decisions is None:
+                results = [store.recheck_gold(args.pair_id, version=current, expert=args.expert,
+                                              label=args.label, batch_id=args.batch)]
+            else:
+                stored = store.gold_items(current)
+                keys = {(r.pair_id): content_key(r.prompt, r.response_a, r.response_b) for r in stored.itertuples()
+                        if args.batch is None or r.batch_id == args.batch}
+                for r in decisions.itertuples():
+                    if r.pair_id not in keys:
+                        raise FieldError("pair_id", f"{args.file}: {r.pair_id!r} is not a gold pair")
+                    if keys[r.pair_id] != content_key(r.prompt, r.response_a, r.response_b):
+                        raise FieldError("prompt", f"{args.file}: pair {r.pair_id!r}: the text differs from the stored "
+                                                   "gold pair; re-check what annotators are shown (export again)")
+                with store.group():
+                    results = [store.recheck_gold(r.pair_id, version=current, expert=args.expert, label=r.label,
+                                                  batch_id=args.batch) for r in decisions.itertuples()]
+    except (PairsFileError, GuidelinesError, FieldError, AnnotatorError) as exc:
+        return _fail(str(exc))
+    changed = sum(r["changed"] for r in results)
+    scored = sum(r["answers_scored"] for r in results)
+    for r in results:
+        if r["changed"]:
+            print(f"  {r['pair_id']}: {r['old_label']} -> {r['label']}")
+    print(f"re-checked {len(results)} gold key(s) under guideline version {current} by {args.expert}: "
+          f"{len(results) - changed} confirmed, {changed} corrected; {scored} waiting answer(s) scored")
     return 0

@@ -16,6 +16,15 @@ Gold is a global pool: gold pairs are stored with the batch they were loaded wit
 record), but are served to annotators working on any batch. A gold answer is reported with the
 batch the annotator was working on when it was served (the batch of the real task it stood in for),
 so each batch's annotations carry the gold evidence about the people who labelled it.
+
+A gold answer key is part of the guidelines (docs/operations.md, gold re-check policy): each gold
+item carries the guideline version its key was written or last confirmed under (`gold_version`),
+and an answer is scored only against a key of the version shown with the task. Answers to a key
+of another version are stored unscored: they flag no one and leave the batch's gold accuracy, until
+an expert re-checks the key (`recheck_gold`, `prefpipe gold recheck`), which re-stamps it with the
+current version and scores the answers given under that version (for the record and the reports;
+the live flag counts only answers scored as they came in). Reloading a gold file with the same
+label is not a re-check; a changed label is a new key under the batch's version.
 """
 
 from __future__ import annotations
@@ -52,7 +61,7 @@ if TYPE_CHECKING:
 
 ROLES = ("annotator", "expert", "admin")
 LABELLING_ROLES = ("annotator", "expert")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 SWEEP_EVERY_S = 60.0
 
@@ -95,6 +104,9 @@ _SCHEMA = (
         labels_wanted INTEGER NOT NULL,
         n_taken INTEGER NOT NULL DEFAULT 0,  -- answers plus live leases
         gold_label TEXT,
+        gold_version TEXT,  -- guideline version the gold key was written or last confirmed under
+        gold_checked_by TEXT,  -- the expert who last re-checked the key
+        gold_checked_at REAL,
         enqueued_at REAL NOT NULL,
         UNIQUE (batch_id, pair_id, queue)
     )""",
@@ -213,9 +225,11 @@ class AnnotationStore:
         with self._write() as conn:
             for statement in _SCHEMA:
                 conn.execute(statement)
+            _migrate(conn)
             conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('gold_secret', ?)", (secrets.token_bytes(32),))
             conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
             )
             self._gold_secret = bytes(conn.execute("SELECT value FROM meta WHERE key = 'gold_secret'").fetchone()[0])
 
@@ -399,7 +413,9 @@ class AnnotationStore:
         priority (higher first), and may have labels_wanted (per row; else per_item, or
         expert_per_item for the expert route). `gold` has pair_id, prompt, response_a, response_b
         and label (in the pair's order). Re-enqueueing the same batch updates route, priority,
-        labels wanted, gold label and the batch's guideline version and rubric; it never
+        labels wanted, gold label and the batch's guideline version and rubric (a changed gold label
+        is a new key under this version; an unchanged one keeps its version, since reloading a gold
+        file is not an expert re-check); it never
         duplicates an item and never touches an answer. A pair whose text changed is updated only
         while nobody has been served it (else its old text is kept and counted in `text_kept`).
         Everything is validated before anything is written.
@@ -448,11 +464,12 @@ class AnnotationStore:
             new = merged[merged["_merge"].eq("left_only")]
             conn.executemany(
                 """INSERT INTO items (batch_id, pair_id, queue, route, prompt, response_a, response_b, content_key,
-                                      priority, labels_wanted, gold_label, enqueued_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                      priority, labels_wanted, gold_label, gold_version, enqueued_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [
                     (batch_id, r.pair_id, r.queue, r.route, r.prompt, r.response_a, r.response_b, r.content_key,
-                     float(r.priority), int(r.labels_wanted), r.gold_label, now)
+                     float(r.priority), int(r.labels_wanted), r.gold_label,
+                     guideline_version if r.queue == asg.GOLD_QUEUE else None, now)
                     for r in new.itertuples(index=False)
                 ],
             )
@@ -471,14 +488,17 @@ class AnnotationStore:
             )
             changed = old[meta_changed | take_text]
             updates = [
-                (r.route, float(r.priority), int(r.labels_wanted), r.gold_label,
+                (r.route, float(r.priority), int(r.labels_wanted), r.gold_label, guideline_version, r.gold_label, r.gold_label,
                  *((r.prompt, r.response_a, r.response_b, r.content_key) if new_text
                    else (r.prompt_old, r.response_a_old, r.response_b_old, None)),
                  int(r.id))
                 for r, new_text in zip(changed.itertuples(index=False), take_text[changed.index])
             ]
             conn.executemany(
-                """UPDATE items SET route = ?, priority = ?, labels_wanted = ?, gold_label = ?,
+                """UPDATE items SET route = ?, priority = ?, labels_wanted = ?,
+                     gold_version = CASE WHEN queue = 'gold' AND gold_label IS NOT ? THEN ? ELSE gold_version END,
+                     gold_checked_by = CASE WHEN queue = 'gold' AND gold_label IS NOT ? THEN NULL ELSE gold_checked_by END,
+                     gold_label = ?,
                      prompt = ?, response_a = ?, response_b = ?, content_key = COALESCE(?, content_key)
                    WHERE id = ?""",
                 updates,
@@ -538,12 +558,13 @@ class AnnotationStore:
             if pending is not None:
                 return _load_task(conn, pending[0])
             real = asg.real_candidate(conn, annotator.id, role)
-            gold = asg.gold_candidate(conn, annotator.id)
+            version = None if real is None else conn.execute(
+                "SELECT guideline_version FROM batches WHERE batch_id = ?", (real.batch_id,)).fetchone()[0]
+            gold = asg.gold_candidate(conn, annotator.id, version)
             turn = is_gold_turn(self._gold_secret, annotator.id, n_served, self.gold_policy)
             chosen = asg.choose(real, gold, turn)
             if chosen is None:
                 return None
-            version = conn.execute("SELECT guideline_version FROM batches WHERE batch_id = ?", (real.batch_id,)).fetchone()[0]
             cur = conn.execute(
                 """INSERT INTO assignments (task_id, annotator_id, item_id, content_key, batch_id, role, swapped,
                                             guideline_version, served_at)
@@ -561,19 +582,21 @@ class AnnotationStore:
         """Store an answer given in the annotator's view; the server maps it to the pair's order.
 
         Time on task is the server's: from serving to this call. Gold answers are checked here and
-        a failing annotator is flagged in the same transaction.
+        a failing annotator is flagged in the same transaction; an answer to a gold key of another
+        guideline version than the task's is stored unscored (module docstring).
         """
         if not isinstance(label, str) or label not in CODE:
             raise FieldError("label", f"{label!r} is not on the scale {', '.join(SCALE)}")
         now = self._clock()
         with self._write() as conn:
             row = _own_open_task(conn, annotator, task_id)
-            assignment_id, status, swapped, batch_id, gold_label = row
+            assignment_id, status, swapped, batch_id, gold_label, gold_version, task_version = row
             rubric, scale = _batch_rubric(conn, batch_id)
             dims_shown = asg.validate_dimensions(dimensions, rubric, scale)
             pair_label = asg.label_to_pair(label, bool(swapped))
             dims = asg.dimensions_to_pair(dims_shown, bool(swapped))
-            correct = None if gold_label is None else int(is_correct(pair_label, gold_label, self.gold_policy))
+            comparable = gold_label is not None and gold_version == task_version
+            correct = int(is_correct(pair_label, gold_label, self.gold_policy)) if comparable else None
             conn.execute(
                 """UPDATE assignments SET status = 'answered', answered_at = ?, label = ?, label_shown = ?,
                      dimensions = ?, gold_correct = ? WHERE id = ?""",
@@ -602,7 +625,7 @@ class AnnotationStore:
             raise FieldError("reason", "a skip needs a reason")
         now = self._clock()
         with self._write() as conn:
-            assignment_id, status, _swapped, _batch, _gold = _own_open_task(conn, annotator, task_id)
+            assignment_id, status = _own_open_task(conn, annotator, task_id)[:2]
             conn.execute(
                 "UPDATE assignments SET status = 'skipped', answered_at = ?, skip_reason = ? WHERE id = ?",
                 (now, reason.strip()[:500], assignment_id),
@@ -653,6 +676,77 @@ class AnnotationStore:
         )
         conn.execute("UPDATE assignments SET status = 'expired' WHERE status = 'pending' AND served_at < ?", (cutoff,))
 
+    # --- gold keys and their guideline versions -------------------------------------------
+
+    def gold_items(self, current_version: str | None = None) -> pd.DataFrame:
+        """Every gold pair with its key, the version the key was written or confirmed under, who
+        last re-checked it, how many answers it has and how many of them await a re-check; `stale`
+        is True where the key's version is not `current_version` (None: nothing is stale)."""
+        import pandas as pd
+
+        with self._read() as conn:
+            rows = conn.execute(
+                """SELECT i.batch_id, i.pair_id, i.gold_label, i.gold_version, i.gold_checked_by, i.gold_checked_at,
+                          i.prompt, i.response_a, i.response_b,
+                          count(a.id) FILTER (WHERE a.status = 'answered'),
+                          count(a.id) FILTER (WHERE a.status = 'answered' AND a.gold_correct IS NULL)
+                   FROM items i LEFT JOIN assignments a ON a.item_id = i.id
+                   WHERE i.queue = 'gold' GROUP BY i.id ORDER BY i.batch_id, i.pair_id""",
+            ).fetchall()
+        frame = pd.DataFrame(rows, columns=["batch_id", "pair_id", "gold_label", "gold_version", "checked_by", "checked_at",
+                                            "prompt", "response_a", "response_b", "answers", "answers_awaiting_recheck"])
+        frame["checked_at"] = [iso_utc(t) for t in frame["checked_at"]]
+        frame.insert(4, "stale", frame["gold_version"].ne(current_version) if current_version is not None else False)
+        return frame
+
+    def recheck_gold(self, pair_id: str, *, version: str, expert: str, label: str | None = None,
+                     batch_id: str | None = None) -> dict[str, Any]:
+        """An expert confirms (label None) or corrects a gold key under guideline `version`.
+
+        The key is re-stamped with `version` and the answers given under that version that were
+        stored unscored are scored against it (they count in gold accuracy from now on; the live
+        flag rule only counts answers scored as they came in, so a re-check never pauses anyone
+        retroactively). `batch_id` is needed only when two batches loaded the same gold pair id.
+        Returns what changed."""
+        if label is not None and label not in CODE:
+            raise FieldError("label", f"{label!r} is not on the scale {', '.join(SCALE)}")
+        if not isinstance(version, str) or not version:
+            raise FieldError("version", "must be a non-empty string")
+        now = self._clock()
+        with self._write() as conn:
+            who = conn.execute("SELECT role, disabled FROM annotators WHERE name = ?", (expert,)).fetchone()
+            if who is None or who[1] or who[0] not in ("expert", "admin"):
+                raise AnnotatorError(f"expert: {expert!r} is not an active expert or admin account")
+            sql = "SELECT id, batch_id, gold_label, gold_version FROM items WHERE queue = 'gold' AND pair_id = ?"
+            params: tuple = (pair_id,)
+            if batch_id is not None:
+                sql += " AND batch_id = ?"
+                params += (batch_id,)
+            found = conn.execute(sql, params).fetchall()
+            if not found:
+                raise FieldError("pair_id", f"{pair_id!r} is not a gold pair" + (f" of batch {batch_id!r}" if batch_id else ""))
+            if len(found) > 1:
+                raise FieldError("batch_id", f"gold pair {pair_id!r} was loaded by batches "
+                                             f"{', '.join(sorted(r[1] for r in found))}: say which one")
+            item_id, batch, old_label, old_version = found[0]
+            new_label = old_label if label is None else label
+            conn.execute(
+                "UPDATE items SET gold_label = ?, gold_version = ?, gold_checked_by = ?, gold_checked_at = ? WHERE id = ?",
+                (new_label, version, expert, now, item_id),
+            )
+            pending = conn.execute(
+                """SELECT id, label FROM assignments WHERE item_id = ? AND status = 'answered'
+                   AND gold_correct IS NULL AND guideline_version = ?""",
+                (item_id, version),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE assignments SET gold_correct = ? WHERE id = ?",
+                [(int(is_correct(answer, new_label, self.gold_policy)), aid) for aid, answer in pending],
+            )
+        return {"batch_id": batch, "pair_id": pair_id, "old_label": old_label, "label": new_label,
+                "old_version": old_version, "version": version, "changed": new_label != old_label,
+                "answers_scored": len(pending)}
+
     # --- reading answers back ---------------------------------------------------------------
 
     def annotations(self, batch_id: str) -> pd.DataFrame:
@@ -701,6 +795,7 @@ class AnnotationStore:
                     "duration_s": rec["answered_at"] - rec["served_at"],
                     "is_gold": rec["queue"] == asg.GOLD_QUEUE,
                     "gold_label": rec["gold_label"],
+                    "gold_pending": bool(rec["gold_pending"]),
                     "gold_correct": None if rec["gold_correct"] is None else bool(rec["gold_correct"]),
                     "flagged": bool(rec["flagged"]),
                     "route": rec["route"],
@@ -734,7 +829,8 @@ _ANSWER_FIELDS = {
     "answered_at": "a.answered_at",
     "queue": "i.queue",
     "route": "i.route",
-    "gold_label": "i.gold_label",
+    "gold_label": "CASE WHEN i.gold_version = a.guideline_version THEN i.gold_label END",
+    "gold_pending": "i.queue = 'gold' AND a.status = 'answered' AND a.gold_correct IS NULL",
     "gold_correct": "a.gold_correct",
     "flagged": "an.flagged",
     "guideline_version": "a.guideline_version",
@@ -743,6 +839,21 @@ _ANSWER_FIELDS = {
 }
 _ANSWER_COLUMNS = list(_ANSWER_FIELDS)
 _ANSWER_SELECT = list(_ANSWER_FIELDS.values())
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a store written by an older prefpipe up to SCHEMA_VERSION in place (nothing is lost).
+
+    Version 1 had no gold key versions: each key gets its batch's guideline version (what it was
+    loaded under) and answers already scored keep their score."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
+    for name, kind in (("gold_version", "TEXT"), ("gold_checked_by", "TEXT"), ("gold_checked_at", "REAL")):
+        if name not in columns:
+            conn.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
+    conn.execute(
+        """UPDATE items SET gold_version = (SELECT guideline_version FROM batches b WHERE b.batch_id = items.batch_id)
+           WHERE queue = 'gold' AND gold_version IS NULL"""
+    )
 
 
 def _load_task(conn: sqlite3.Connection, assignment_id: int) -> Task:
@@ -760,17 +871,18 @@ def _load_task(conn: sqlite3.Connection, assignment_id: int) -> Task:
 
 
 def _own_open_task(conn: sqlite3.Connection, annotator: Annotator, task_id: str) -> tuple:
-    """(assignment id, status, swapped, batch id, gold label) of the annotator's unanswered task."""
+    """(assignment id, status, swapped, batch id, gold label, gold key version, task version) of the
+    annotator's unanswered task."""
     row = conn.execute(
-        """SELECT a.id, a.status, a.swapped, a.batch_id, i.gold_label, a.annotator_id
+        """SELECT a.id, a.status, a.swapped, a.batch_id, i.gold_label, i.gold_version, a.guideline_version, a.annotator_id
            FROM assignments a JOIN items i ON i.id = a.item_id WHERE a.task_id = ?""",
         (task_id,),
     ).fetchone()
-    if row is None or row[5] != annotator.id:
+    if row is None or row[7] != annotator.id:
         raise TaskNotFound(f"task {task_id!r}: no such task for {annotator.name!r}")
     if row[1] in ("answered", "skipped"):
         raise AlreadyAnswered(f"task {task_id!r}: already {row[1]}; the first answer stands")
-    return row[:5]
+    return row[:7]
 
 
 def _batch_rubric(conn: sqlite3.Connection, batch_id: str) -> tuple[list[dict[str, Any]], tuple[int, int]]:

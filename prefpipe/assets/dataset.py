@@ -5,7 +5,6 @@ import dagster as dg
 from prefpipe import schemas, settings
 from prefpipe.assets._common import BATCH_ASSET, drop_batch, md_image, with_batch
 from prefpipe.dataset import preference_rows
-from prefpipe.guidelines import load_guidelines
 from prefpipe.partitions import batches
 
 
@@ -36,14 +35,16 @@ def published_dataset(
 ) -> dg.MaterializeResult:
     """The files people take away, written only once preference_dataset's blocking check passed:
     Parquet and JSONL in TRL's format with a dataset card under data/exports/<batch>/, and the
-    batch's self-contained HTML report (agreement, reliability, judge report card, costs) under
-    data/reports/<batch>.html. Files are replaced atomically: a failed write keeps the last ones."""
+    batch's self-contained HTML report (agreement, reliability, judge report card, costs, labels by
+    guideline version and what `prefpipe stale` says of the batch) under data/reports/<batch>.html.
+    Files are replaced atomically: a failed write keeps the last ones."""
     from prefpipe.exports.dataset_card import dataset_card
     from prefpipe.exports.trl import to_trl, write_trl
     from prefpipe.reports.html import render_batch_report, write_batch_report
     from prefpipe.reports.judge_card import judge_report_card
     from prefpipe.reports.markdown import judge_card_md
     from prefpipe.reports.plots import judge_bias_plot
+    from prefpipe.stale_cli import compute_view
 
     batch_id = context.partition_key
     trl = to_trl(preference_dataset, ai_labels=ai_labels, human_annotations=human_annotations, batch_id=batch_id)
@@ -58,7 +59,9 @@ def published_dataset(
         "annotator_reliability": annotator_reliability, "final_labels": final_labels, "agreement_report": agreement_report,
         "cost_report": cost_report, "preference_dataset": preference_dataset,
     }
-    report = write_batch_report(batch_id, render_batch_report(batch_id, tables, current_guideline_version=load_guidelines().version))
+    stale, _, current = compute_view(context.instance, batch_id=batch_id, this_run=context.run.run_id)
+    page = render_batch_report(batch_id, tables, current_guideline_version=current.guideline, stale=stale)
+    report = write_batch_report(batch_id, page)
     return dg.MaterializeResult(
         metadata={
             "rows": len(trl),

@@ -20,7 +20,7 @@ import pandas as pd
 from prefpipe import schemas, settings
 from prefpipe.reports import plots
 from prefpipe.reports.judge_card import judge_report_card
-from prefpipe.staleness import label_versions, stale_batches, unit_costs
+from prefpipe.staleness import label_versions, unit_costs
 
 CSS = """
 :root { --ink:#1f2933; --muted:#616e7c; --line:#e4e7eb; --bg:#f5f7fa; --blue:#2f6fde; }
@@ -125,18 +125,55 @@ def _get(tables: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
     return frame
 
 
+def _staleness_section(view: pd.DataFrame, current_guideline_version: str | None) -> str:
+    """What a rerun would redo (warn) and which human labels are kept under older versions."""
+    from prefpipe.stale_cli import batches_to_rerun
+
+    current = f"current guideline version {_e(current_guideline_version)}" if current_guideline_version else "the current guidelines"
+    shown = view.drop(columns="batch_id")
+    if len(view) and batches_to_rerun(view):
+        redo = shown[shown["stage"].ne("human_annotations")]
+        return _section(
+            "Stale labels",
+            f'<p class="note">These stages were made under versions older than the {current}; '
+            f"<code>prefpipe backfill --stale</code> reruns the batch.</p>",
+            table_html(redo),
+            _kept_humans(shown),
+            warn=True,
+        )
+    kept = _kept_humans(shown)
+    return _section("Versions", f'<p class="note">Everything a rerun would redo was made under the {current}'
+                                f" (imported labels keep the version they were made under).</p>", kept)
+
+
+def _kept_humans(view: pd.DataFrame) -> str:
+    humans = view[view["stage"].eq("human_annotations") & view["n_stale"].fillna(0).gt(0)]
+    if humans.empty:
+        return ""
+    n, gold = int(humans["n_stale"].sum()), int(humans["n_gold_stale"].fillna(0).sum())
+    return (f'<p class="note">{n:,} human label(s) made in prefpipe\'s app under older guidelines are kept and marked'
+            + (f"; {gold:,} of them gold answers, which flag no one until an expert re-checks them"
+               " (<code>prefpipe gold recheck</code>)" if gold else "")
+            + ".</p>" + table_html(humans))
+
+
 def render_batch_report(
     batch_id: str,
     tables: Mapping[str, pd.DataFrame],
     *,
     current_guideline_version: str | None = None,
-    current_judge_prompt_version: str | None = None,
+    stale: pd.DataFrame | None = None,
     human_unit_usd: float | None = None,
     reliability_threshold: float = 0.6,
     generated_at: dt.datetime | None = None,
 ) -> str:
     """The report page for one batch from its warehouse rows (tables keyed by warehouse name;
-    any may be missing or empty, its section then says so)."""
+    any may be missing or empty, its section then says so).
+
+    `stale`: this batch's rows of the stale view (prefpipe.stale_cli.stale_view, the same rows
+    `prefpipe stale` prints and the stale-batch check reads), so the page never disagrees with them:
+    imported labels keep the version they were made under and are not stale. None leaves the
+    staleness section out (only the labels-by-version table is shown)."""
     generated_at = generated_at or dt.datetime.now(dt.timezone.utc)
     pairs = _get(tables, "response_pairs")
     ai = _get(tables, "ai_labels")
@@ -204,21 +241,8 @@ def render_batch_report(
             table_html(versions.drop(columns="batch_id")),
         ]
     sections.append(_section("Labels", *version_parts))
-    if current_guideline_version is not None and with_batch:
-        stale = stale_batches(with_batch, current_guideline_version, current_judge_prompt_version,
-                              {"human_annotations": human_unit_usd} if human_unit_usd is not None else None)
-        if stale.empty:
-            sections.append(_section("Versions", f'<p class="note">Everything was made under the current guideline '
-                                                 f'version {_e(current_guideline_version)}.</p>'))
-        else:
-            sections.append(_section(
-                "Stale labels",
-                f'<p class="note">Current guideline version {_e(current_guideline_version)}'
-                + (f", judge prompt version {_e(current_judge_prompt_version)}" if current_judge_prompt_version else "")
-                + ". These rows were made under an older one.</p>",
-                table_html(stale.drop(columns="batch_id")),
-                warn=True,
-            ))
+    if stale is not None:
+        sections.append(_staleness_section(stale, current_guideline_version))
     if not ai.empty:
         card = judge_report_card(ai, final, pairs) if not pairs.empty else pd.DataFrame()
         sections.append(_section(

@@ -121,3 +121,49 @@ def test_annotate_serves_on_the_port_it_prints(data_dir, guidelines):
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_gold_recheck_after_a_guideline_change(data_dir, guidelines, tmp_path, capsys):
+    """Gold loaded under the old guidelines is listed stale after the guideline file changes;
+    an expert reviews an exported file, corrects one key and confirms the other in one command."""
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [pair(i) for i in range(3)])
+    gold = write_jsonl(tmp_path / "gold.jsonl", [pair(90, label="A>B"), pair(91, label="B>>A")])
+    assert main(["queue", "add", str(pairs), "--batch", "demo", "--gold", str(gold)]) == 0
+    old_version = load_guidelines().version
+    main(["gold", "list"])
+    assert "0 written under an older version" in capsys.readouterr().out
+
+    text = guidelines / "guidelines.md"
+    text.write_text(text.read_text(encoding="utf-8") + "\nTies: prefer A=B when both answers are equally wrong.\n", encoding="utf-8")
+    assert load_guidelines().version != old_version
+    assert main(["queue", "add", str(pairs), "--batch", "demo", "--gold", str(gold)]) == 0  # the rerun: not a re-check
+    capsys.readouterr()
+    assert main(["gold", "list", "--stale"]) == 0
+    out = capsys.readouterr().out
+    assert "2 written under an older version" in out and re.search(r"p90\s+A>B\s+STALE", out) and old_version in out
+
+    review = tmp_path / "review.jsonl"
+    assert main(["gold", "export", "--out", str(review)]) == 0
+    rows = [json.loads(line) for line in review.read_text().splitlines()]
+    assert [r["pair_id"] for r in rows] == ["p90", "p91"] and rows[0]["key_version"] == old_version
+    rows[1]["label"] = "B>A"  # the expert corrects one key under the new guidelines
+    write_jsonl(review, rows)
+    capsys.readouterr()
+    assert main(["gold", "recheck", "--file", str(review), "--expert", "nobody"]) == 1
+    assert "not an active expert" in capsys.readouterr().err
+    with AnnotationStore() as store:
+        store.add_annotator("erin", "expert")
+        assert store.gold_items(load_guidelines().version)["stale"].all()  # a refused re-check wrote nothing
+    tampered = [dict(rows[0], response_a="something else"), rows[1]]
+    write_jsonl(tmp_path / "tampered.jsonl", tampered)
+    assert main(["gold", "recheck", "--file", str(tmp_path / "tampered.jsonl"), "--expert", "erin"]) == 1
+    assert "text differs" in capsys.readouterr().err
+    assert main(["gold", "recheck", "--file", str(review), "--expert", "erin"]) == 0
+    out = capsys.readouterr().out
+    assert "1 confirmed, 1 corrected" in out and "p91: B>>A -> B>A" in out
+    main(["gold", "list", "--stale"])
+    assert "0 written under an older version" in capsys.readouterr().out
+    assert main(["gold", "recheck", "p90", "--expert", "erin", "--label", "A=B"]) == 0
+    with AnnotationStore() as store:
+        keys = store.gold_items(load_guidelines().version).set_index("pair_id")
+    assert keys.loc["p90", "gold_label"] == "A=B" and keys.loc["p91", "checked_by"] == "erin"

@@ -10,6 +10,7 @@ import pytest
 
 from prefpipe import settings
 from prefpipe.reports.html import render_batch_report, report_path, write_batch_report
+from prefpipe.stale_cli import CurrentVersions, stale_view
 from prefpipe_tests.reports.pandalm import pandalm_frames
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -26,6 +27,7 @@ def report_tables(shared_data) -> dict[str, pd.DataFrame]:
     tables = dict(pandalm_frames(shared_data))
     ai = tables["ai_labels"].copy()
     ai["cost_usd"] = 0.0015
+    ai["judge_prompt_version"] = "judge_v1@current"  # as if prefpipe's own judge had made them
     ai.loc[ai.index[:100], "guideline_version"] = "old-guideline"
     tables["ai_labels"] = ai
     tables["annotator_reliability"] = pd.DataFrame({
@@ -49,11 +51,20 @@ def report_tables(shared_data) -> dict[str, pd.DataFrame]:
     return tables
 
 
+CURRENT = CurrentVersions("pandalm-v1", {"judge_v1": "judge_v1@current"})
+
+
+def stale_rows(tables: dict[str, pd.DataFrame], last_run: str | None = "pandalm-v1") -> pd.DataFrame:
+    """The rows `prefpipe stale` shows for the batch (stale_cli.stale_view, as published_dataset passes them)."""
+    labels = {k: tables[k].assign(batch_id="demo") for k in ("ai_labels", "human_annotations") if k in tables}
+    return stale_view(labels, {"demo": last_run}, CURRENT, cost_ledger=tables.get("cost_report"))
+
+
 @pytest.fixture(scope="module")
 def rendered(report_tables) -> str:
     """The demo batch's page, rendered once for the module (drawing six figures takes seconds)."""
     return render_batch_report("demo", report_tables, current_guideline_version="pandalm-v1",
-                               current_judge_prompt_version="pandalm",
+                               stale=stale_rows(report_tables),
                                generated_at=dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.timezone.utc))
 
 
@@ -117,7 +128,36 @@ def test_report_opens_in_headless_chromium(tmp_path, rendered):
 
 def test_a_batch_part_way_through_the_pipeline_still_renders(report_tables):
     """Only pairs and AI labels so far: no final labels, reliability or costs yet."""
-    page = render_batch_report("early", {k: report_tables[k] for k in ("response_pairs", "ai_labels")},
-                               current_guideline_version="pandalm-v1")
+    early = {k: report_tables[k] for k in ("response_pairs", "ai_labels")}
+    page = render_batch_report("early", early, current_guideline_version="pandalm-v1", stale=stale_rows(early))
     assert "Judge report card" in page and "Stale labels" in page
     assert render_batch_report("nothing", {}).count("<section") == 4
+
+
+def test_the_stale_section_agrees_with_prefpipe_stale(shared_data):
+    """The demo as shipped: imported verdicts and imported human labels keep the version they were
+    made under elsewhere, so `prefpipe stale` calls the batch up to date and so does the page,
+    while its labels-by-version table still says what they were made under. Human labels made in
+    prefpipe's app under an older guideline are kept and counted, gold answers among them."""
+    tables = dict(pandalm_frames(shared_data))
+    tables["ai_labels"] = tables["ai_labels"].assign(judge_prompt_version="external", guideline_version="pandalm-v1")
+    current = CurrentVersions("new-version", {"judge_v1": "judge_v1@current"})
+    labels = {k: tables[k].assign(batch_id="demo") for k in ("ai_labels", "human_annotations")}
+    view = stale_view(labels, {"demo": "new-version"}, current)
+    assert view.empty  # what `prefpipe stale` prints as "up to date"
+    page = render_batch_report("demo", tables, current_guideline_version="new-version", stale=view)
+    assert "Stale labels" not in page and "Everything a rerun would redo was made under" in page
+    assert "pandalm-v1" in page  # the labels-by-version table
+
+    app = tables["human_annotations"].head(30).assign(source="app", annotator_id="zoe")
+    app.loc[app.index[:4], "is_gold"] = True
+    tables["human_annotations"] = pd.concat([tables["human_annotations"], app], ignore_index=True)
+    labels = {k: tables[k].assign(batch_id="demo") for k in ("ai_labels", "human_annotations")}
+    view = stale_view(labels, {"demo": "new-version"}, current)
+    page = render_batch_report("demo", tables, current_guideline_version="new-version", stale=view)
+    assert "Stale labels" not in page and "30 human label(s) made in prefpipe" in page
+    assert "4 of them gold answers" in page and "prefpipe gold recheck" in page
+
+    view = stale_view(labels, {"demo": "pandalm-v1"}, current)  # the last run used the old guidelines
+    page = render_batch_report("demo", tables, current_guideline_version="new-version", stale=view)
+    assert "Stale labels" in page and "prefpipe backfill --stale" in page and "last_run" in page
