@@ -7,6 +7,7 @@ import dagster as dg
 
 from prefpipe import quality, schemas
 from prefpipe.assets._common import BATCH_ASSET, drop_batch, md_image, md_table, with_batch
+from prefpipe.annotate.gold import GoldPolicy
 from prefpipe.assets.routing import primary_labels
 from prefpipe.guidelines import load_guidelines
 from prefpipe.labels import SCALE
@@ -40,6 +41,7 @@ def annotator_reliability(context: dg.AssetExecutionContext, human_annotations: 
             threshold=g.threshold("reliability_threshold", 0.6),
             min_gold=int(g.threshold("gold_min_answers", 5)),
             gold_pass=g.threshold("gold_min_accuracy", 0.6),
+            gold_match=GoldPolicy.from_thresholds(g.thresholds).match,  # the app's rule: strength is judgement, direction is not
         )
         flagged_live = set(labels.loc[labels["flagged"].fillna(False).astype(bool), "annotator_id"])
         table["gold_flagged"] = table["gold_flagged"] | table["annotator_id"].isin(flagged_live)

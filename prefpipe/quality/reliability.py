@@ -2,7 +2,9 @@
 
 Per annotator:
 - gold_accuracy: share of their gold answers (rows with is_gold true and a gold label) they got
-  right; NaN with no gold answer.
+  right; NaN with no gold answer. `gold_match="direction"` (five-point scale only) counts an answer
+  right when it points the same way as the key (A>B for A>>B), the annotation app's own rule
+  (prefpipe.annotate.gold), so the batch report never flags someone the app judged fine.
 - majority_agreement: leave-one-out agreement with the majority of the OTHER annotators on the
   same items (counting their own vote would inflate it). Per label: 1 if it is the others' unique
   majority, 1/t if it is one of t tied top labels, else 0; items nobody else labelled are skipped.
@@ -24,12 +26,14 @@ Per annotator:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from prefpipe.quality._frames import Annotations, _encode_labels
 from prefpipe.quality.dawid_skene import DawidSkeneFit, fit_dawid_skene
+from prefpipe.labels import DIRECTION
 from prefpipe.quality.errors import QualityInputError
 
 COMPOSITE_WEIGHTS: tuple[float, float, float] = (0.4, 0.3, 0.3)  # gold, agreement, speed (DESIGN.md)
@@ -83,6 +87,19 @@ def gold_labels(df: pd.DataFrame, *, item: str = "pair_id", is_gold: str = "is_g
     return pairs.set_index(item)[gold_label]
 
 
+def _gold_sides(categories: Sequence, gold_match: str) -> np.ndarray:
+    """Per category code, the class a gold answer is compared by: itself, or its direction."""
+    if gold_match == "exact":
+        return np.arange(len(categories))
+    if gold_match != "direction":
+        raise QualityInputError(f"gold_match: {gold_match!r} must be 'exact' or 'direction'")
+    unknown = [c for c in categories if c not in DIRECTION]
+    if unknown:
+        raise QualityInputError(f"gold_match='direction' needs labels on the five-point scale; {unknown[0]!r} is not")
+    sides = sorted(set(DIRECTION.values()))
+    return np.array([sides.index(DIRECTION[c]) for c in categories])
+
+
 def annotator_reliability(
     df: pd.DataFrame,
     *,
@@ -100,6 +117,7 @@ def annotator_reliability(
     weights: Sequence[float] = COMPOSITE_WEIGHTS,
     keep_unscored: bool = False,
     ds_fit: DawidSkeneFit | None = None,
+    gold_match: Literal["exact", "direction"] = "exact",
 ) -> pd.DataFrame:
     """One row per annotator (first-appearance order) with the columns of
     prefpipe.schemas.ANNOTATOR_RELIABILITY, the first named by `annotator` (module docstring).
@@ -121,7 +139,8 @@ def annotator_reliability(
         on_gold = np.flatnonzero(marked)  # labelled rows marked gold: encode only their gold labels
         g_codes, _ = _encode_labels(pd.Series(df[gold_label].to_numpy()[rows[on_gold]], dtype=object), gold_label, ann.categories)
         answered = on_gold[g_codes >= 0]
-        right = (ann.label[answered] == g_codes[g_codes >= 0]).astype(np.float64)
+        same = _gold_sides(ann.categories, gold_match)
+        right = (same[ann.label[answered]] == same[g_codes[g_codes >= 0]]).astype(np.float64)
         gold_answers = np.bincount(ann.annotator[answered], minlength=na)
         gold_right = np.bincount(ann.annotator[answered], weights=right, minlength=na)
         gold = gold_labels(df, item=item, is_gold=is_gold, gold_label=gold_label)

@@ -125,3 +125,25 @@ def test_filter_of_an_empty_batch_drops_nothing() -> None:
     empty = rows([])
     kept, summary = filter_annotations(empty, pd.DataFrame({"annotator_id": ["a"], "kept": [True]}))
     assert kept.empty and summary["labels_dropped"] == 0 and summary["annotators_dropped"] == 0
+
+
+def test_direction_match_scores_gold_as_the_annotation_app_does() -> None:
+    """An annotator who answers A>B where the key says A>>B is right by direction (the app's rule)
+    and wrong by exact match; a tie against an A-key is wrong either way."""
+    rows = []
+    for i in range(6):
+        rows.append({"pair_id": f"g{i}", "annotator_id": "careful", "label": "A>B" if i < 5 else "A=B",
+                     "is_gold": True, "gold_label": "A>>B", "duration_s": 30.0})
+        rows.append({"pair_id": f"g{i}", "annotator_id": "other", "label": "A>>B",
+                     "is_gold": True, "gold_label": "A>>B", "duration_s": 30.0})
+    df = pd.DataFrame(rows)
+    scale = ["A>>B", "A>B", "A=B", "B>A", "B>>A"]
+    exact = annotator_reliability(df, categories=scale).set_index("annotator_id")
+    direction = annotator_reliability(df, categories=scale, gold_match="direction").set_index("annotator_id")
+    assert exact.loc["careful", "gold_accuracy"] == 0.0 and exact.loc["careful", "gold_flagged"]
+    assert direction.loc["careful", "gold_accuracy"] == pytest.approx(5 / 6) and not direction.loc["careful", "gold_flagged"]
+    assert direction.loc["other", "gold_accuracy"] == 1.0
+    with pytest.raises(QualityInputError, match="five-point scale"):
+        annotator_reliability(df.assign(label=0, gold_label=0), gold_match="direction")
+    with pytest.raises(QualityInputError, match="gold_match"):
+        annotator_reliability(df, categories=scale, gold_match="loose")
