@@ -102,7 +102,7 @@ def krippendorff_alpha_meets_guideline(agreement_report: pd.DataFrame) -> dg.Ass
 
 def gold_flag_result(reliability: pd.DataFrame, human_annotations: pd.DataFrame, current_guideline: str) -> dg.AssetCheckResult:
     """No annotator flagged by gold (WARN listing them, with how many of their gold answers were
-    made under an older guideline: those gold answers may no longer be right)."""
+    made under an older guideline, and how many gold answers of the batch await a key re-check)."""
     flagged = reliability[reliability["gold_flagged"].fillna(False).astype(bool)]
     gold = human_annotations[human_annotations["is_gold"].fillna(False).astype(bool)]
     old = gold["guideline_version"].astype("string").ne(current_guideline).fillna(True)
@@ -115,10 +115,17 @@ def gold_flag_result(reliability: pd.DataFrame, human_annotations: pd.DataFrame,
         "flagged": dg.MetadataValue.json(sorted(map(str, flagged["annotator_id"]))),
         "flagged_table": _md(table),
         "gold_answers_under_older_guideline": int(old.sum()),
+        "gold_answers_awaiting_recheck": int((gold["label"].notna() & gold["gold_label"].isna()).sum()),
     }
+    notes = []
     if len(flagged) and int(table["gold_under_older_guideline"].sum()):
-        metadata["note"] = ("some flagged annotators answered gold under an older guideline: re-check those gold items "
-                            "before acting on the flag (docs/operations.md, gold re-check policy)")
+        notes.append("some flagged annotators answered gold under an older guideline (scored against that version's "
+                     "keys): look at those answers before acting on the flag")
+    if metadata["gold_answers_awaiting_recheck"]:
+        notes.append("some gold answers were given to keys written under another guideline version: they count for "
+                     "no one until an expert re-checks the keys (prefpipe gold list --stale)")
+    if notes:
+        metadata["note"] = "; ".join(notes) + " (docs/operations.md, gold re-check policy)"
     return dg.AssetCheckResult(passed=flagged.empty, severity=WARN, metadata=metadata)
 
 

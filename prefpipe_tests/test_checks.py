@@ -54,8 +54,10 @@ def reliability(flags: dict[str, bool]) -> pd.DataFrame:
                          "composite": 0.5, "n_labels": 40, "gold_flagged": list(flags.values())})
 
 
-def gold_answers(rows: list[tuple[str, str]]) -> pd.DataFrame:
-    return pd.DataFrame({"annotator_id": [a for a, _ in rows], "is_gold": True, "guideline_version": [v for _, v in rows]})
+def gold_answers(rows: list[tuple[str, str]], pending: int = 0) -> pd.DataFrame:
+    """Gold answers (annotator, guideline version); the first `pending` have no key to score against."""
+    return pd.DataFrame({"annotator_id": [a for a, _ in rows], "is_gold": True, "guideline_version": [v for _, v in rows],
+                         "label": "A>B", "gold_label": [None if i < pending else "A>B" for i in range(len(rows))]})
 
 
 def test_gold_flags_warn_listing_annotators_and_their_gold_under_old_guidelines():
@@ -64,7 +66,14 @@ def test_gold_flags_warn_listing_annotators_and_their_gold_under_old_guidelines(
     assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
     assert META(result, "flagged") == ["ann2", "ann3"]
     assert META(result, "gold_answers_under_older_guideline") == 2
-    assert "| ann2 " in META(result, "flagged_table") and "re-check" in META(result, "note")
+    assert "| ann2 " in META(result, "flagged_table") and "older guideline" in META(result, "note")
+    assert META(result, "gold_answers_awaiting_recheck") == 0 and "prefpipe gold" not in META(result, "note")
+
+
+def test_gold_answers_awaiting_a_key_recheck_are_counted_with_what_to_do():
+    result = checks.gold_flag_result(reliability({"ann1": False}), gold_answers([("ann1", "g2")] * 3, pending=2), "g2")
+    assert result.passed and META(result, "gold_answers_awaiting_recheck") == 2
+    assert "prefpipe gold list --stale" in META(result, "note")
 
 
 def test_no_flag_passes():
