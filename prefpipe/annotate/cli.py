@@ -50,6 +50,7 @@ def register(sub: Any) -> None:
     g = gsub.add_parser("export", help="write gold pairs as a gold file (JSONL) for an expert to review and edit")
     g.add_argument("--out", required=True, help="FILE.jsonl")
     g.add_argument("--all", action="store_true", help="every gold pair, not only the stale ones")
+    g.add_argument("--batch", help="only the gold pairs this batch loaded")
     g.set_defaults(handler=gold_export)
     g = gsub.add_parser("recheck", help="an expert confirms or corrects gold keys under the current guidelines")
     g.add_argument("pair_id", nargs="?", help="one gold pair (or give --file)")
@@ -186,21 +187,22 @@ def annotations_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _current_version() -> str:
+def _gold_keys() -> tuple[str, Any]:
+    """(the current guideline version, the store's gold keys marked stale against it)."""
     from prefpipe.guidelines import load_guidelines
 
-    return load_guidelines().version
+    current = load_guidelines().version
+    with _store() as store:
+        return current, store.gold_items(current)
 
 
 def gold_list(args: argparse.Namespace) -> int:
     from prefpipe.guidelines import GuidelinesError
 
     try:
-        current = _current_version()
+        current, gold = _gold_keys()
     except GuidelinesError as exc:
         return _fail(str(exc))
-    with _store() as store:
-        gold = store.gold_items(current)
     shown = gold[gold["stale"]] if args.stale else gold
     print(f"current guideline version {current}: {len(gold)} gold pair(s), {int(gold['stale'].sum())} written under an "
           f"older version, {int(gold['answers_awaiting_recheck'].sum())} answer(s) awaiting re-check")
@@ -217,27 +219,37 @@ def gold_list(args: argparse.Namespace) -> int:
 
 
 def gold_export(args: argparse.Namespace) -> int:
+    """One line per gold pair (a pair loaded by several batches with the same text is one decision)."""
     import json
     from pathlib import Path
 
+    from prefpipe.annotate.store import content_key
     from prefpipe.guidelines import GuidelinesError
 
     try:
-        current = _current_version()
+        current, gold = _gold_keys()
     except GuidelinesError as exc:
         return _fail(str(exc))
-    with _store() as store:
-        gold = store.gold_items(current)
     chosen = gold if args.all else gold[gold["stale"]]
+    if args.batch is not None:
+        chosen = chosen[chosen["batch_id"] == args.batch]
+    chosen = chosen.assign(key=[content_key(p, a, b) for p, a, b in zip(chosen["prompt"], chosen["response_a"], chosen["response_b"])])
+    texts = chosen.groupby("pair_id")["key"].nunique()
+    if (texts > 1).any():
+        pair = texts.index[texts > 1][0]
+        batches = ", ".join(sorted(chosen.loc[chosen["pair_id"] == pair, "batch_id"]))
+        return _fail(f"gold pair {pair!r} was loaded with different text by batches {batches}: export one batch at a time (--batch)")
+    lines = []
+    for pair_id, rows in chosen.groupby("pair_id", sort=False):
+        r = rows.iloc[0]
+        lines.append(json.dumps({"pair_id": pair_id, "prompt": r["prompt"], "response_a": r["response_a"],
+                                 "response_b": r["response_b"], "label": r["gold_label"],
+                                 "key_version": r["gold_version"], "batches": sorted(rows["batch_id"])}, ensure_ascii=False))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as fh:
-        for r in chosen.itertuples():
-            fh.write(json.dumps({"pair_id": r.pair_id, "prompt": r.prompt, "response_a": r.response_a,
-                                 "response_b": r.response_b, "label": r.gold_label, "batch_id": r.batch_id,
-                                 "key_version": r.gold_version}, ensure_ascii=False) + "\n")
-    print(f"wrote {len(chosen)} gold pair(s) to {out}; edit `label` where the current guidelines say otherwise, "
-          f"then: prefpipe gold recheck --file {out} --expert NAME")
+    out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    print(f"wrote {len(lines)} gold pair(s) to {out}; edit `label` where the current guidelines say otherwise, "
+          f"then: prefpipe gold recheck --file {out} --expert NAME" + (f" --batch {args.batch}" if args.batch else ""))
     return 0
 
 
@@ -245,12 +257,12 @@ def gold_recheck(args: argparse.Namespace) -> int:
     from prefpipe.annotate.errors import AnnotatorError, FieldError
     from prefpipe.annotate.pairs_file import PairsFileError, read_pairs
     from prefpipe.annotate.store import content_key
-    from prefpipe.guidelines import GuidelinesError
+    from prefpipe.guidelines import GuidelinesError, load_guidelines
 
     if (args.pair_id is None) == (args.file is None):
         return _fail("give one gold pair id with --confirm or --label, or a reviewed gold file with --file")
     try:
-        current = _current_version()
+        current = load_guidelines().version
         if args.file:
             decisions = read_pairs(args.file, gold=True)
         else:
@@ -261,12 +273,14 @@ def gold_recheck(args: argparse.Namespace) -> int:
                                               label=args.label, batch_id=args.batch)]
             else:
                 stored = store.gold_items(current)
-                keys = {(r.pair_id): content_key(r.prompt, r.response_a, r.response_b) for r in stored.itertuples()
-                        if args.batch is None or r.batch_id == args.batch}
+                keys: dict[str, set[str]] = {}
+                for r in stored.itertuples():
+                    if args.batch is None or r.batch_id == args.batch:
+                        keys.setdefault(r.pair_id, set()).add(content_key(r.prompt, r.response_a, r.response_b))
                 for r in decisions.itertuples():
                     if r.pair_id not in keys:
                         raise FieldError("pair_id", f"{args.file}: {r.pair_id!r} is not a gold pair")
-                    if keys[r.pair_id] != content_key(r.prompt, r.response_a, r.response_b):
+                    if content_key(r.prompt, r.response_a, r.response_b) not in keys[r.pair_id]:
                         raise FieldError("prompt", f"{args.file}: pair {r.pair_id!r}: the text differs from the stored "
                                                    "gold pair; re-check what annotators are shown (export again)")
                 with store.group():

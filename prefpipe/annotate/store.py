@@ -487,20 +487,20 @@ class AnnotationStore:
                 | old["gold_label"].fillna("").ne(old["gold_label_old"].fillna(""))
             )
             changed = old[meta_changed | take_text]
-            updates = [
-                (r.route, float(r.priority), int(r.labels_wanted), r.gold_label, guideline_version, r.gold_label, r.gold_label,
-                 *((r.prompt, r.response_a, r.response_b, r.content_key) if new_text
-                   else (r.prompt_old, r.response_a_old, r.response_b_old, None)),
-                 int(r.id))
-                for r, new_text in zip(changed.itertuples(index=False), take_text[changed.index])
-            ]
+            updates = []
+            for r, new_text in zip(changed.itertuples(index=False), take_text[changed.index]):
+                prompt, a, b, key = ((r.prompt, r.response_a, r.response_b, r.content_key) if new_text
+                                     else (r.prompt_old, r.response_a_old, r.response_b_old, None))
+                updates.append(dict(route=r.route, priority=float(r.priority), wanted=int(r.labels_wanted), gold=r.gold_label,
+                                    version=guideline_version, prompt=prompt, a=a, b=b, key=key, id=int(r.id)))
             conn.executemany(
-                """UPDATE items SET route = ?, priority = ?, labels_wanted = ?,
-                     gold_version = CASE WHEN queue = 'gold' AND gold_label IS NOT ? THEN ? ELSE gold_version END,
-                     gold_checked_by = CASE WHEN queue = 'gold' AND gold_label IS NOT ? THEN NULL ELSE gold_checked_by END,
-                     gold_label = ?,
-                     prompt = ?, response_a = ?, response_b = ?, content_key = COALESCE(?, content_key)
-                   WHERE id = ?""",
+                """UPDATE items SET route = :route, priority = :priority, labels_wanted = :wanted,
+                     gold_version = CASE WHEN queue = 'gold' AND gold_label IS NOT :gold THEN :version ELSE gold_version END,
+                     gold_checked_by = CASE WHEN queue = 'gold' AND gold_label IS NOT :gold THEN NULL ELSE gold_checked_by END,
+                     gold_checked_at = CASE WHEN queue = 'gold' AND gold_label IS NOT :gold THEN NULL ELSE gold_checked_at END,
+                     gold_label = :gold,
+                     prompt = :prompt, response_a = :a, response_b = :b, content_key = COALESCE(:key, content_key)
+                   WHERE id = :id""",
                 updates,
             )
         changed_mask = merged.index.isin(changed.index)
@@ -706,8 +706,10 @@ class AnnotationStore:
         The key is re-stamped with `version` and the answers given under that version that were
         stored unscored are scored against it (they count in gold accuracy from now on; the live
         flag rule only counts answers scored as they came in, so a re-check never pauses anyone
-        retroactively). `batch_id` is needed only when two batches loaded the same gold pair id.
-        Returns what changed."""
+        retroactively). The decision applies to every batch that loaded the pair with the same text
+        (a team that copies one gold file into each batch folder re-checks each pair once);
+        `batch_id` limits it to one batch and is needed when batches loaded different text under
+        the same pair id. Returns what changed."""
         if label is not None and label not in CODE:
             raise FieldError("label", f"{label!r} is not on the scale {', '.join(SCALE)}")
         if not isinstance(version, str) or not version:
@@ -717,7 +719,7 @@ class AnnotationStore:
             who = conn.execute("SELECT role, disabled FROM annotators WHERE name = ?", (expert,)).fetchone()
             if who is None or who[1] or who[0] not in ("expert", "admin"):
                 raise AnnotatorError(f"expert: {expert!r} is not an active expert or admin account")
-            sql = "SELECT id, batch_id, gold_label, gold_version FROM items WHERE queue = 'gold' AND pair_id = ?"
+            sql = "SELECT id, batch_id, gold_label, content_key FROM items WHERE queue = 'gold' AND pair_id = ?"
             params: tuple = (pair_id,)
             if batch_id is not None:
                 sql += " AND batch_id = ?"
@@ -725,27 +727,33 @@ class AnnotationStore:
             found = conn.execute(sql, params).fetchall()
             if not found:
                 raise FieldError("pair_id", f"{pair_id!r} is not a gold pair" + (f" of batch {batch_id!r}" if batch_id else ""))
-            if len(found) > 1:
-                raise FieldError("batch_id", f"gold pair {pair_id!r} was loaded by batches "
-                                             f"{', '.join(sorted(r[1] for r in found))}: say which one")
-            item_id, batch, old_label, old_version = found[0]
-            new_label = old_label if label is None else label
-            conn.execute(
+            batches = sorted(r[1] for r in found)
+            if len({r[3] for r in found}) > 1:
+                raise FieldError("batch_id", f"gold pair {pair_id!r} was loaded with different text by batches "
+                                             f"{', '.join(batches)}: say which one")
+            old_labels = {r[2] for r in found}
+            new_label = found[0][2] if label is None and len(old_labels) == 1 else label
+            if new_label is None:
+                raise FieldError("label", f"gold pair {pair_id!r} has different keys in batches {', '.join(batches)}: "
+                                          "give the key that holds instead of confirming")
+            ids = [(r[0],) for r in found]
+            conn.executemany(
                 "UPDATE items SET gold_label = ?, gold_version = ?, gold_checked_by = ?, gold_checked_at = ? WHERE id = ?",
-                (new_label, version, expert, now, item_id),
+                [(new_label, version, expert, now, item_id) for (item_id,) in ids],
             )
-            pending = conn.execute(
-                """SELECT id, label FROM assignments WHERE item_id = ? AND status = 'answered'
-                   AND gold_correct IS NULL AND guideline_version = ?""",
-                (item_id, version),
-            ).fetchall()
+            pending = [
+                row for (item_id,) in ids for row in conn.execute(
+                    """SELECT id, label FROM assignments WHERE item_id = ? AND status = 'answered'
+                       AND gold_correct IS NULL AND guideline_version = ?""",
+                    (item_id, version),
+                )
+            ]
             conn.executemany(
                 "UPDATE assignments SET gold_correct = ? WHERE id = ?",
                 [(int(is_correct(answer, new_label, self.gold_policy)), aid) for aid, answer in pending],
             )
-        return {"batch_id": batch, "pair_id": pair_id, "old_label": old_label, "label": new_label,
-                "old_version": old_version, "version": version, "changed": new_label != old_label,
-                "answers_scored": len(pending)}
+        return {"batches": batches, "pair_id": pair_id, "old_label": ", ".join(sorted(old_labels)), "label": new_label,
+                "version": version, "changed": old_labels != {new_label}, "answers_scored": len(pending)}
 
     # --- reading answers back ---------------------------------------------------------------
 

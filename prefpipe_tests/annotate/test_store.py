@@ -486,10 +486,19 @@ def test_reloading_a_changed_gold_label_is_a_new_key_and_recheck_rules(store):
         store.recheck_gold("g0", version="v2", expert="exp", label="A>>>B")
     with pytest.raises(FieldError, match="not a gold pair"):
         store.recheck_gold("p0", version="v2", expert="exp")
-    enqueue(store, "b2", pairs(1, "x"), gold=gold_pairs(1), version="v2")  # a second batch loads g0 too
-    with pytest.raises(FieldError, match="loaded by batches b1, b2"):
+    enqueue(store, "b2", pairs(1, "x"), gold=gold_pairs(2, label="A>B"), version="v1")  # the same gold file again
+    other_text = gold_pairs(1).assign(response_a="a different answer")
+    enqueue(store, "b3", pairs(1, "y"), gold=other_text, version="v1")  # g0 with other text
+    with pytest.raises(FieldError, match="different text by batches b1, b2, b3"):
         store.recheck_gold("g0", version="v2", expert="exp")
-    assert store.recheck_gold("g0", version="v2", expert="exp", batch_id="b1")["version"] == "v2"
+    assert store.recheck_gold("g0", version="v2", expert="exp", batch_id="b3")["batches"] == ["b3"]
+    store.recheck_gold("g1", version="v2", expert="exp", batch_id="b2")  # g1: b1 says A=B (v2), b2 now A>B (v2)
+    with pytest.raises(FieldError, match="different keys in batches b1, b2"):
+        store.recheck_gold("g1", version="v2", expert="exp")  # a confirmation would not say which key holds
+    both = store.recheck_gold("g1", version="v2", expert="exp", label="A=B")
+    assert both["batches"] == ["b1", "b2"] and both["changed"] and both["old_label"] == "A=B, A>B"
+    keys = store.gold_items("v2").query("pair_id == 'g1'")
+    assert set(keys["gold_label"]) == {"A=B"} and not keys["stale"].any()
     assert ann is not None
 
 
