@@ -131,17 +131,16 @@ def _staleness_section(view: pd.DataFrame, current_guideline_version: str | None
 
     current = f"current guideline version {_e(current_guideline_version)}" if current_guideline_version else "the current guidelines"
     shown = view.drop(columns="batch_id")
-    if len(view) and batches_to_rerun(view):
-        redo = shown[shown["stage"].ne("human_annotations")]
+    kept = _kept_humans(shown)
+    if batches_to_rerun(view):
         return _section(
             "Stale labels",
             f'<p class="note">These stages were made under versions older than the {current}; '
             f"<code>prefpipe backfill --stale</code> reruns the batch.</p>",
-            table_html(redo),
-            _kept_humans(shown),
+            table_html(shown[shown["stage"].ne("human_annotations")]),
+            kept,
             warn=True,
         )
-    kept = _kept_humans(shown)
     return _section("Versions", f'<p class="note">Everything a rerun would redo was made under the {current}'
                                 f" (imported labels keep the version they were made under).</p>", kept)
 
@@ -152,8 +151,7 @@ def _kept_humans(view: pd.DataFrame) -> str:
         return ""
     n, gold = int(humans["n_stale"].sum()), int(humans["n_gold_stale"].fillna(0).sum())
     return (f'<p class="note">{n:,} human label(s) made in prefpipe\'s app under older guidelines are kept and marked'
-            + (f"; {gold:,} of them gold answers, which flag no one until an expert re-checks them"
-               " (<code>prefpipe gold recheck</code>)" if gold else "")
+            + (f"; {gold:,} of them gold answers, scored against the keys of the version they were made under" if gold else "")
             + ".</p>" + table_html(humans))
 
 
