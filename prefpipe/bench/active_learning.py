@@ -70,6 +70,7 @@ def replay(args: argparse.Namespace) -> dict:
         initial = rng.choice(pool, size=args.initial, replace=False)
         for strategy in strategies:
             labelled = list(initial)
+            model = None  # fitted at the end of each round; chooses the next round's labels
             for r, budget in enumerate(budgets):
                 if r > 0:
                     labelled_set = np.asarray(labelled)

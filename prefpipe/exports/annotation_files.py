@@ -17,8 +17,7 @@ import pandas as pd
 
 from prefpipe import settings
 from prefpipe.exports.common import atomic_write, plain_records
-
-ANNOTATIONS_DIR = "annotations"
+from prefpipe.imports import ANNOTATIONS_DIR  # the folder the pipeline reads them from
 
 
 def annotation_records(annotations: pd.DataFrame) -> list[dict]:

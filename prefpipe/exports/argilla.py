@@ -41,11 +41,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from prefpipe import schemas
-from prefpipe.exports.common import judge_agent, kept_pairs, plain_records
+from prefpipe.exports.common import annotations_frame, imported_annotation, judge_agent, kept_pairs, plain_records
+from prefpipe.imports import map_label
 from prefpipe.labels import SCALE
 
 PREFERENCE = "preference"
@@ -149,10 +148,9 @@ def _ranking_label(value: Any, where: str) -> str:
 def _to_label(value: Any, label_map: Mapping[str, str], where: str) -> str:
     if isinstance(value, list):
         return _ranking_label(value, where)
-    raw = str(value)
-    label = raw if raw in SCALE else label_map.get(raw)
+    label = map_label(value, label_map)
     if label is None:
-        raise ArgillaFormatError(f"{where}: answer {raw!r} is neither on the scale ({', '.join(SCALE)}) nor in the label map")
+        raise ArgillaFormatError(f"{where}: answer {str(value)!r} is neither on the scale ({', '.join(SCALE)}) nor in the label map")
     return label
 
 
@@ -218,24 +216,10 @@ def import_records(
             label = _to_label(answers.pop(PREFERENCE), label_map, f"{where}, user {user}")
             dims = {q: v for q, v in answers.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
             rows.append(
-                {
-                    "pair_id": str(pair_id),
-                    "annotator_id": names.get(user, f"argilla-user-{user}"),
-                    "label": label,
-                    "role": "annotator",
-                    "source": f"import:{source}",
-                    "dimensions": json.dumps(dims, sort_keys=True),
-                    "duration_s": np.nan,
-                    "is_gold": pd.NA,
-                    "gold_label": None,
-                    "flagged": pd.NA,
-                    "guideline_version": guideline_version,
-                    "created_at": None,
-                }
+                imported_annotation(pair_id, names.get(user, f"argilla-user-{user}"), label, source=source,
+                                    dimensions=dims, guideline_version=guideline_version)
             )
-    if not rows:
-        return schemas.empty(schemas.HUMAN_ANNOTATIONS)
-    return schemas.conform(pd.DataFrame(rows), schemas.HUMAN_ANNOTATIONS, name=f"argilla import {source}")
+    return annotations_frame(rows, name=f"argilla import {source}")
 
 
 def dimension_names(human_annotations: pd.DataFrame) -> Sequence[str]:

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from prefpipe import schemas
 from prefpipe.reports.markdown import table_md
 
-AGREEMENT_COLUMNS = ["metric", "scope", "value", "ci_low", "ci_high", "n_items", "band", "interpretation"]
+AGREEMENT_COLUMNS = list(schemas.AGREEMENT_REPORT)
 
 
 def _counts_md(series: pd.Series, header: str) -> str:

@@ -28,8 +28,8 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 import pandas as pd
 
-from prefpipe import schemas
-from prefpipe.exports.common import judge_agent, kept_pairs, plain_records
+from prefpipe.exports.common import annotations_frame, imported_annotation, judge_agent, kept_pairs, plain_records
+from prefpipe.imports import map_label
 from prefpipe.labels import SCALE
 
 PREFERENCE = "preference"
@@ -181,11 +181,10 @@ def _label_from(result: Iterable[Mapping[str, Any]], label_map: Mapping[str, str
             choices = (item.get("value") or {}).get("choices") or []
             if len(choices) != 1:
                 raise LabelStudioFormatError(f"{where}: '{PREFERENCE}' needs exactly one choice, got {choices!r}")
-            raw = str(choices[0])
-            label = raw if raw in SCALE else label_map.get(raw)
+            label = map_label(choices[0], label_map)
             if label is None:
                 raise LabelStudioFormatError(
-                    f"{where}: choice {raw!r} is neither on the scale ({', '.join(SCALE)}) nor in the label map"
+                    f"{where}: choice {str(choices[0])!r} is neither on the scale ({', '.join(SCALE)}) nor in the label map"
                 )
             return label
     return None
@@ -229,21 +228,10 @@ def import_annotations(
             }
             lead_time = ann.get("lead_time")
             rows.append(
-                {
-                    "pair_id": str(pair_id),
-                    "annotator_id": _annotator_id(ann.get("completed_by"), where),
-                    "label": label,
-                    "role": "annotator",
-                    "source": f"import:{source}",
-                    "dimensions": json.dumps(dims, sort_keys=True),
-                    "duration_s": float(lead_time) if isinstance(lead_time, (int, float)) else np.nan,
-                    "is_gold": pd.NA,
-                    "gold_label": None,
-                    "flagged": pd.NA,
-                    "guideline_version": guideline_version,
-                    "created_at": ann.get("created_at"),
-                }
+                imported_annotation(
+                    pair_id, _annotator_id(ann.get("completed_by"), where), label, source=source, dimensions=dims,
+                    duration_s=float(lead_time) if isinstance(lead_time, (int, float)) else np.nan,
+                    created_at=ann.get("created_at"), guideline_version=guideline_version,
+                )
             )
-    if not rows:
-        return schemas.empty(schemas.HUMAN_ANNOTATIONS)
-    return schemas.conform(pd.DataFrame(rows), schemas.HUMAN_ANNOTATIONS, name=f"label studio import {source}")
+    return annotations_frame(rows, name=f"label studio import {source}")

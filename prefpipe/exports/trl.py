@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from prefpipe.exports.common import atomic_write
+from prefpipe.exports.common import atomic_write, plain_records
 
 
 TRL_COLUMNS: dict[str, pa.DataType] = {
@@ -122,7 +122,6 @@ def write_trl(trl: pd.DataFrame, out_dir: Path, *, stem: str = "train") -> dict[
 
 
 def _write_jsonl(frame: pd.DataFrame, path: Path) -> None:
-    records = frame.astype("object").where(frame.notna(), None).to_dict("records")
     with path.open("w", encoding="utf-8") as handle:
-        for record in records:
+        for record in plain_records(frame):
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -128,7 +128,6 @@ def select(
     if strategy == "diversity":
         return diversity(embedding, budget, seed=seed)
     u = uncertainty_from_gap(_need(candidates.gap, "gap", strategy))
-    labelled = candidates.labelled_embedding
     return hybrid(
         u,
         embedding,
@@ -136,7 +135,7 @@ def select(
         uncertainty_weight=uncertainty_weight,
         diversity_weight=diversity_weight,
         distance_scale=distance_scale,
-        labelled=None if labelled is None or len(labelled) == 0 else np.asarray(labelled, dtype=np.float32),
+        labelled=candidates.labelled_embedding,
         seed=seed,
     )
 
@@ -334,7 +333,7 @@ def _hybrid_greedy(
     sqn = np.einsum("ij,ij->i", x, x)
     d2 = np.full(n, np.inf, dtype=np.float32)  # squared distance to the nearest chosen: an upper bound
     if labelled is not None and len(labelled):
-        d2 = _min_sq_dist(x, sqn, None, np.asarray(labelled, dtype=np.float32), d2)
+        d2 = _min_sq_dist(x, sqn, np.asarray(labelled, dtype=np.float32), d2)
     seen = np.zeros(n, dtype=np.int64)  # how many picks each d2 has been brought up to date with
     picked = np.zeros(n, dtype=bool)
     chosen = np.empty(budget, dtype=np.int64)
@@ -393,8 +392,6 @@ def _hybrid_greedy(
             seen[short] = p
             if not progressed and short_bound == cache_bound:
                 break  # the cache is exhausted at this level: rebuild it from everything
-            if not progressed and len(short) == len(cache_idx):
-                break
     return chosen[:p]
 
 
@@ -408,18 +405,16 @@ def _refresh(x, sqn, idx, chosen_x, p, d2, seen) -> None:
     idx = idx[np.argsort(seen[idx], kind="stable")]
     for group in np.array_split(idx, min(8, len(idx))):
         start = int(seen[group[0]])
-        d2[group] = _min_sq_dist(x[group], sqn[group], None, chosen_x[start:p], d2[group])
+        d2[group] = _min_sq_dist(x[group], sqn[group], chosen_x[start:p], d2[group])
         seen[group] = p
 
 
-def _min_sq_dist(xs, sqn_s, rows, centres, current, block: int = 1 << 21) -> np.ndarray:
-    """min(current, squared distance from each row of xs (or x[rows]) to its nearest centre).
+def _min_sq_dist(xs, sqn_s, centres, current, block: int = 1 << 21) -> np.ndarray:
+    """min(current, squared distance from each row of xs to its nearest centre).
 
     One GEMM on augmented vectors ([x, 1] . [-2c, |c|^2] = |c|^2 - 2 x.c) and a min, in blocks
     small enough to stay in cache: the distance matrix is the cost, not the arithmetic.
     """
-    if rows is not None:
-        xs, sqn_s = xs[rows], sqn_s[rows]
     out = current.copy()
     if len(centres) == 0 or len(xs) == 0:
         return out

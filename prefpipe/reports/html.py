@@ -11,13 +11,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
 from prefpipe import schemas, settings
+from prefpipe.exports.common import atomic_write, kept_pairs
 from prefpipe.reports import plots
 from prefpipe.reports.judge_card import judge_report_card
 from prefpipe.staleness import label_versions, unit_costs
@@ -189,8 +189,8 @@ def render_batch_report(
         if frame is not None and "guideline_version" in frame.columns
     }
 
-    kept_pairs = pairs[~pairs["dropped"].fillna(False).astype(bool)] if "dropped" in pairs else pairs
-    tiles = [_tile("pairs", f"{len(kept_pairs):,}", f"{len(pairs) - len(kept_pairs):,} dropped")]
+    kept = kept_pairs(pairs)
+    tiles = [_tile("pairs", f"{len(kept):,}", f"{len(pairs) - len(kept):,} dropped")]
     if not ai.empty:
         ok = int(ai["label"].notna().sum())
         tiles.append(_tile("AI labels", f"{ok:,}", f"of {len(ai):,} verdicts usable"))
@@ -277,12 +277,4 @@ def report_path(batch_id: str) -> Path:
 
 def write_batch_report(batch_id: str, page: str) -> Path:
     """Write the page atomically to reports_dir()/<batch_id>.html and return the path."""
-    path = report_path(batch_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(report_path(batch_id), lambda tmp: tmp.write_text(page, encoding="utf-8"))

@@ -11,6 +11,8 @@ import base64
 import numpy as np
 import pandas as pd
 
+from prefpipe import schemas
+
 
 def _escape_cell(value: object) -> object:
     if isinstance(value, str):
@@ -39,20 +41,19 @@ def image_md(png: bytes, alt: str) -> str:
 
 
 def agreement_md(agreement_report: pd.DataFrame) -> str:
-    cols = ["metric", "scope", "value", "ci_low", "ci_high", "n_items", "band", "interpretation"]
-    return table_md(agreement_report[[c for c in cols if c in agreement_report.columns]])
+    return table_md(agreement_report[[c for c in schemas.AGREEMENT_REPORT if c in agreement_report.columns]])
 
 
 def cost_md(cost_report: pd.DataFrame) -> str:
-    cols = ["section", "item", "quantity", "unit_usd", "total_usd", "note"]
-    return table_md(cost_report[[c for c in cols if c in cost_report.columns]], floatfmt=".4g")
+    return table_md(cost_report[[c for c in schemas.COST_REPORT if c in cost_report.columns]], floatfmt=".4g")
 
 
 def judge_card_md(card: pd.DataFrame) -> str:
     """The judge report card, one row per judge, rates as percentages."""
     shown = card.copy()
     for col in shown.columns:
-        if col.endswith(("_rate", "agreement", "preference")) and shown[col].dtype.kind == "f":
+        is_rate = col.endswith(("_rate", "preference")) or "agreement" in col
+        if is_rate and shown[col].dtype.kind == "f":
             shown[col] = np.where(shown[col].isna(), None, (shown[col] * 100).round(1).astype(str) + "%")
     return table_md(shown, floatfmt=".4g")
 

@@ -231,7 +231,7 @@ def cost_per_route_plot(costs: pd.DataFrame) -> bytes:
         )
         ax.text(a + np.nan_to_num(h), yi, "  " + text, va="center", fontsize=8, color=INK)
     ax.set_yticks(y, costs["route"].astype(str))
-    right = float(np.nanmax(ai + np.nan_to_num(human))) if len(costs) else 1.0
+    right = float(np.nanmax(ai + np.nan_to_num(human)))
     ax.set_xlim(0, max(right * 1.9, 1e-6))
     ax.set_xlabel("USD per pair", fontsize=9, color=INK)
     ax.legend(loc="lower right", fontsize=8, frameon=False)

@@ -28,6 +28,13 @@ def test_judge_card_rates_read_as_percentages():
     assert "12.5%" in text and "1.5" in text and "nan" not in text.lower()
 
 
+def test_judge_card_agreement_columns_read_as_percentages_too():
+    card = pd.DataFrame({"judge": ["j"], "agreement_with_ties": [0.6667], "agreement_without_ties": [0.5],
+                         "exact_agreement": [0.25]})
+    text = markdown.judge_card_md(card)
+    assert "66.7%" in text and "50.0%" in text and "25.0%" in text and "0.6667" not in text
+
+
 def test_image_markdown_embeds_the_png():
     md = markdown.image_md(b"\x89PNG fake", "alt [x]")
     assert md.startswith("![alt (x)](data:image/png;base64,")
