@@ -95,8 +95,11 @@ def replay(args: argparse.Namespace) -> dict:
 
 
 def labels_to_reach(curve: np.ndarray, budgets: list[int], target: float) -> int | None:
-    hit = np.flatnonzero(curve >= target - 1e-12)
-    return budgets[int(hit[0])] if len(hit) else None
+    """The first budget from which the curve stays at or above target (a curve that touches it once
+    and falls back has not reached it: counting that would overstate the saving)."""
+    below = np.flatnonzero(~(curve >= target - 1e-12))  # NaN counts as below
+    first = 0 if len(below) == 0 else int(below[-1]) + 1
+    return budgets[first] if first < len(budgets) else None
 
 
 def report(result: dict, seeds: int) -> str:
@@ -121,7 +124,7 @@ def report(result: dict, seeds: int) -> str:
         lines.append(f"{b:>6} | " + " | ".join(f"{c:>20}" for c in cells))
     if base is not None:
         target = float(np.nanmean(base[:, -1]))
-        lines.append(f"labels needed to reach random's final accuracy {target:.3f} (random needed {budgets[-1]}):")
+        lines.append(f"labels needed to reach and stay at random's final accuracy {target:.3f} (random needed {budgets[-1]}):")
         for s in strategies:
             need = labels_to_reach(np.nanmean(acc[s], axis=0), budgets, target)
             saving = f"{budgets[-1] / need:.2f}x fewer" if need else "-"
