@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         row.check = f"accuracy {ds_acc:.4f} (majority {mv_acc:.4f})"
         row.met = mb < 1024
     rows.append(row)
-    del ck_frame
+    ck_frame = None  # free it before the timings below (the closures above hold the same cell)
 
     # Alpha with a bootstrap interval
     s, mb, est = measure(lambda: krippendorff_alpha_estimate(df, "ordinal", n_boot=args.boot, seed=0))

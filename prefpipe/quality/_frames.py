@@ -116,6 +116,8 @@ class Annotations:
                 f"annotations have no column(s) {', '.join(map(repr, missing_cols))} "
                 f"(columns are {', '.join(map(str, df.columns))}); pass item=, annotator=, label="
             )
+        if on_duplicate not in ("error", "first", "last", "keep"):
+            raise ValueError(f"on_duplicate must be 'error', 'first', 'last' or 'keep', not {on_duplicate!r}")
         if len(df) == 0:
             raise EmptyAnnotationsError("annotations frame is empty: no rows")
         item_codes, items = pd.factorize(df[item], sort=False)
@@ -130,6 +132,7 @@ class Annotations:
         ann_codes = ann_codes.astype(np.int64, copy=False)
 
         dup = _duplicate_rows(item_codes, ann_codes, len(annotators))
+        keep = np.ones(len(df), dtype=bool)
         if dup is not None:
             if on_duplicate == "error":
                 first = int(np.flatnonzero(dup)[0])
@@ -138,15 +141,9 @@ class Annotations:
                     f"more than once ({int(dup.sum())} rows involved, first at row {first}); "
                     "pass on_duplicate='first', 'last' or 'keep' to Annotations.from_frame"
                 )
-            if on_duplicate not in ("first", "last", "keep"):
-                raise ValueError(f"on_duplicate must be 'error', 'first', 'last' or 'keep', not {on_duplicate!r}")
-            if on_duplicate == "keep":
-                keep = np.ones(len(df), dtype=bool)
-            else:
+            if on_duplicate != "keep":
                 key = item_codes * len(annotators) + ann_codes
                 keep = ~pd.Series(key).duplicated(keep=on_duplicate).to_numpy()
-        else:
-            keep = np.ones(len(df), dtype=bool)
 
         label_codes, cats = _encode_labels(df[label], label, categories)
         present = keep & (label_codes >= 0)

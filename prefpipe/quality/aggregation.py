@@ -36,13 +36,13 @@ def tie_break_rank(ann: Annotations) -> np.ndarray:
     return rank
 
 
-def choose(scores: np.ndarray, rank: np.ndarray, *, rtol: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
-    """(winning category per row, whether the row was a tie) under the tie rule. Scores within
-    `rtol` of the row's maximum count as tied (weighted sums are floats)."""
+def choose(scores: np.ndarray, rank: np.ndarray, *, rtol: float = 1e-12) -> np.ndarray:
+    """Winning category per row under the tie rule. Scores within `rtol` of the row's maximum
+    count as tied (weighted sums are floats)."""
     top = scores.max(axis=1, keepdims=True)
     tied = scores >= top - rtol * np.abs(top)
     ranked = np.where(tied, rank[None, :], np.iinfo(np.int64).max)
-    return ranked.argmin(axis=1), tied.sum(axis=1) > 1
+    return ranked.argmin(axis=1)
 
 
 def result_frame(ann: Annotations, scores: np.ndarray, confidence_base: np.ndarray | None = None) -> pd.DataFrame:
@@ -51,7 +51,7 @@ def result_frame(ann: Annotations, scores: np.ndarray, confidence_base: np.ndarr
     confidence = winning score / `confidence_base` (default: the row's score sum); rows whose base
     is 0 (no label, or all weight 0) get no label."""
     n_labels = ann.labels_per_item()
-    winner, _ = choose(scores, tie_break_rank(ann))
+    winner = choose(scores, tie_break_rank(ann))
     base = scores.sum(axis=1) if confidence_base is None else confidence_base
     has = base > 0
     cats = np.asarray(ann.categories + (None,), dtype=object)

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from prefpipe.quality._frames import Annotations, _encode_labels, as_annotations
+from prefpipe.quality.agreement import agreement_from_patterns
 from prefpipe.quality.bootstrap import Estimate, pattern_estimate, table_intervals
 from prefpipe.quality.errors import AgreementUndefinedError, QualityInputError
 from prefpipe.quality.krippendorff import pairable_counts
@@ -76,8 +77,8 @@ def cohens_kappa(
     categories: Sequence | None = None,
 ) -> float:
     """Cohen's kappa between two annotators' labels on the same items (aligned by position)."""
-    a = pd.Series(np.asarray(labels_a, dtype=object) if not isinstance(labels_a, pd.Series) else labels_a.to_numpy(dtype=object))
-    b = pd.Series(np.asarray(labels_b, dtype=object) if not isinstance(labels_b, pd.Series) else labels_b.to_numpy(dtype=object))
+    a = pd.Series(np.asarray(labels_a, dtype=object))  # by position: a Series' index is ignored
+    b = pd.Series(np.asarray(labels_b, dtype=object))
     if len(a) != len(b):
         raise QualityInputError(f"labels_a has {len(a)} labels but labels_b has {len(b)}: they must be aligned by item")
     both = pd.concat([a, b], ignore_index=True)
@@ -199,13 +200,10 @@ def fleiss_kappa(
 
 
 def fleiss_from_patterns(patterns: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Fleiss' kappa for each row of item-pattern multiplicities `weights` (resamples x patterns)."""
-    p = patterns.astype(np.float64)
-    m = p.sum(axis=1)
-    agree = ((p * (p - 1)).sum(axis=1)) / (m * (m - 1))
-    n_items = weights.sum(axis=1)
-    observed = weights @ agree / n_items
-    cat = weights @ p
+    """Fleiss' kappa for each row of item-pattern multiplicities `weights` (resamples x patterns);
+    its observed agreement P-bar is the raw pairwise agreement."""
+    observed = agreement_from_patterns(patterns, weights)
+    cat = weights @ patterns.astype(np.float64)
     share = cat / cat.sum(axis=1, keepdims=True)
     chance = (share**2).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):

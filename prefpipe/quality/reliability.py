@@ -100,6 +100,13 @@ def _gold_sides(categories: Sequence, gold_match: str) -> np.ndarray:
     return np.array([sides.index(DIRECTION[c]) for c in categories])
 
 
+def _mean_per_annotator(annotator: np.ndarray, values: np.ndarray, n_annotators: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean of `values` per annotator code, NaN for an annotator with none; how many each has)."""
+    n = np.bincount(annotator, minlength=n_annotators)
+    total = np.bincount(annotator, weights=values, minlength=n_annotators)
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan), n
+
+
 def annotator_reliability(
     df: pd.DataFrame,
     *,
@@ -122,17 +129,16 @@ def annotator_reliability(
     """One row per annotator (first-appearance order) with the columns of
     prefpipe.schemas.ANNOTATOR_RELIABILITY, the first named by `annotator` (module docstring).
     Pass duration=None or is_gold=None to say the batch has no durations or no gold."""
-    for col in (duration, is_gold, gold_label):
+    for param, col in (("duration", duration), ("is_gold", is_gold), ("gold_label", gold_label)):
         if col is not None and col not in df.columns:
-            raise QualityInputError(f"annotations have no column {col!r}; pass {col!r}=None if the batch has none")
+            raise QualityInputError(f"annotations have no column {col!r}; pass {param}=None if the batch has none")
     ann = Annotations.from_frame(df, item=item, annotator=annotator, label=label, categories=categories)
     na = ann.n_annotators
     rows = ann.rows
     n_labels = np.bincount(ann.annotator, minlength=na)
 
     # gold answers: labelled rows marked gold that carry a gold label
-    gold_answers = np.zeros(na, dtype=np.int64)
-    gold_right = np.zeros(na, dtype=np.float64)
+    gold_accuracy, gold_answers = np.full(na, np.nan), np.zeros(na, dtype=np.int64)
     gold = None
     if is_gold is not None and gold_label is not None:
         marked = pd.array(df[is_gold].to_numpy()[rows], dtype="boolean").fillna(False).to_numpy(dtype=bool)
@@ -141,25 +147,18 @@ def annotator_reliability(
         answered = on_gold[g_codes >= 0]
         same = _gold_sides(ann.categories, gold_match)
         right = (same[ann.label[answered]] == same[g_codes[g_codes >= 0]]).astype(np.float64)
-        gold_answers = np.bincount(ann.annotator[answered], minlength=na)
-        gold_right = np.bincount(ann.annotator[answered], weights=right, minlength=na)
+        gold_accuracy, gold_answers = _mean_per_annotator(ann.annotator[answered], right, na)
         gold = gold_labels(df, item=item, is_gold=is_gold, gold_label=gold_label)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gold_accuracy = np.where(gold_answers > 0, gold_right / np.maximum(gold_answers, 1), np.nan)
 
     loo = leave_one_out_agreement(ann)
     seen = np.isfinite(loo)
-    n_seen = np.bincount(ann.annotator[seen], minlength=na)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        majority = np.where(n_seen > 0, np.bincount(ann.annotator[seen], weights=loo[seen], minlength=na) / np.maximum(n_seen, 1), np.nan)
+    majority, _ = _mean_per_annotator(ann.annotator[seen], loo[seen], na)
 
     mean_seconds = np.full(na, np.nan)
     if duration is not None:
         secs = pd.to_numeric(df[duration], errors="coerce").to_numpy(dtype=np.float64)[rows]
         timed = np.isfinite(secs)
-        n_timed = np.bincount(ann.annotator[timed], minlength=na)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_seconds = np.where(n_timed > 0, np.bincount(ann.annotator[timed], weights=secs[timed], minlength=na) / np.maximum(n_timed, 1), np.nan)
+        mean_seconds, _ = _mean_per_annotator(ann.annotator[timed], secs[timed], na)
     speed = speed_term(mean_seconds, fast_seconds)
 
     composite = composite_score(np.column_stack([gold_accuracy, majority, speed]), weights)

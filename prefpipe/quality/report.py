@@ -73,10 +73,8 @@ def agreement_report(
     for level in levels:
         rows.append(_row(f"krippendorff_alpha_{level}", "batch", lambda level=level: krippendorff_alpha_estimate(ann, level, **boot)))
 
-    try:
-        table = cohens_kappa_table(ann, min_shared=min_shared, n_boot=n_boot if pair_boot is None else pair_boot, ci=ci, seed=seed)
-    except AgreementUndefinedError:
-        table = pd.DataFrame(columns=["annotator_a", "annotator_b", "n_shared", "kappa", "ci_low", "ci_high", "note"])
+    # never raises AgreementUndefinedError: no pair sharing min_shared items is an empty table
+    table = cohens_kappa_table(ann, min_shared=min_shared, n_boot=n_boot if pair_boot is None else pair_boot, ci=ci, seed=seed)
     out = pd.concat([pd.DataFrame(rows, columns=list(REPORT_COLUMNS)), _pair_rows(table)], ignore_index=True)
     out["n_items"] = out["n_items"].astype("int64")
     return out
@@ -86,8 +84,10 @@ def _pair_rows(table: pd.DataFrame) -> pd.DataFrame:
     """Report rows for the Cohen table, vectorized (there can be tens of thousands of pairs)."""
     kappa = table["kappa"].to_numpy(dtype=np.float64)
     defined = np.isfinite(kappa)
-    bands = pd.Series(kappa).map(lambda v: interpret(v)[0]).to_numpy(dtype=object) if len(kappa) else np.zeros(0, dtype=object)
-    meanings = pd.Series(kappa).map(lambda v: interpret(v)[1]).to_numpy(dtype=object) if len(kappa) else np.zeros(0, dtype=object)
+    bands = np.empty(len(kappa), dtype=object)
+    meanings = np.empty(len(kappa), dtype=object)
+    for j, value in enumerate(kappa):
+        bands[j], meanings[j] = interpret(value)
     return pd.DataFrame(
         {
             "metric": "cohens_kappa",

@@ -94,3 +94,8 @@ def test_custom_column_names_flow_to_the_output() -> None:
     df = pd.DataFrame({"task": ["t1", "t1"], "worker": ["w1", "w2"], "answer": [1, 1]})
     out = majority_vote(df, item="task", annotator="worker", label="answer")
     assert list(out.columns) == ["task", "label", "confidence", "n_labels"]
+
+
+def test_unknown_on_duplicate_is_refused_even_without_duplicates() -> None:
+    with pytest.raises(ValueError, match="on_duplicate must be"):
+        Annotations.from_frame(frame([("p1", "a", "A>B"), ("p1", "b", "B>A")]), on_duplicate="frist")  # type: ignore[arg-type]
