@@ -110,8 +110,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     from prefpipe.guidelines import load_guidelines
-    from prefpipe.judge.judge import JudgeConfig, _Judge, _requests, judge_pairs
-    from prefpipe.judge.template import load_template
+    from prefpipe.judge.judge import JudgeConfig, _prepare, judge_pairs
     from prefpipe.llm.client import LLMClient
     from prefpipe.llm.jsonl import write_jsonl
 
@@ -129,8 +128,7 @@ def main(argv: list[str]) -> int:
     best: dict[str, float] = {"reference": 0.0, "clean": 0.0, "faults": 0.0}
     failed_rows = 0
     try:
-        prepared = _Judge(judge, load_template(judge.template), judge.judge_name())
-        bodies = [_requests(prepared, guidelines, p, order).body() for p in pairs.to_dict("records") for order in ("ab", "ba")]
+        bodies = [request.body() for _, _, _, request in _prepare(pairs, guidelines, [judge]).jobs]
         n = len(bodies)
         print(f"judge benchmark: {args.pairs} pairs x 2 orders = {n} requests, concurrency {args.concurrency}, "
               f"server latency {args.latency * 1000:.0f} ms -> bound {bound:.0f} requests/s; {args.repeat} interleaved round(s)")

@@ -17,6 +17,7 @@ from pathlib import Path
 from prefpipe.llm.cli_options import add_client_options, client_from_args
 
 STRATEGY_CHOICES = ("existing", "two_models", "two_temperatures", "best_of_n", "rejection_sampling")
+"""config.STRATEGIES, spelled out so that building the parser does not import pydantic."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -76,24 +77,8 @@ def run(args: argparse.Namespace) -> int:
     from prefpipe.llm.jsonl import write_jsonl
 
     try:
-        config = GenerationConfig(
-            strategy=args.strategy,
-            model=args.model,
-            model_b=args.model_b,
-            temperature=args.temperature,
-            low_temperature=args.low_temperature,
-            high_temperature=args.high_temperature,
-            n=args.n,
-            sample_temperature=args.sample_temperature,
-            threshold=args.threshold,
-            scorer="judge" if args.scorer == "judge" else args.scorer,
-            scorer_model=args.scorer_model,
-            similarity_threshold=args.similarity_threshold,
-            max_tokens=args.max_tokens,
-            system_prompt=args.system_prompt,
-            seed=args.seed,
-            drop_degenerate=args.drop_degenerate,
-        )
+        # the generation options are named after GenerationConfig's fields (the client's are not)
+        config = GenerationConfig(**{name: value for name, value in vars(args).items() if name in GenerationConfig.model_fields})
         prompts = load_prompts(Path(args.prompts))
         scorer = None if args.scorer == "judge" else _load_scorer(args.scorer)
         needs_judge = scorer is None and args.strategy in ("best_of_n", "rejection_sampling")

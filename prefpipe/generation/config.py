@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Strategy = Literal["existing", "two_models", "two_temperatures", "best_of_n", "rejection_sampling"]
-STRATEGIES: tuple[str, ...] = ("existing", "two_models", "two_temperatures", "best_of_n", "rejection_sampling")
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
 _PARAMS: dict[str, tuple[str, ...]] = {
     "existing": ("similarity_threshold",),

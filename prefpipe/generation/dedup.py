@@ -22,13 +22,18 @@ def normalize(text: str) -> str:
 
 def similarity(a: Sequence[str], b: Sequence[str]) -> np.ndarray:
     """Character 5-gram Jaccard similarity of a[i] and b[i], in [0, 1]."""
+    return _jaccard([normalize(t) for t in a], [normalize(t) for t in b])
+
+
+def _jaccard(a: list[str], b: list[str]) -> np.ndarray:
+    """`similarity` of texts already normalized."""
     from sklearn.feature_extraction.text import HashingVectorizer
 
     if len(a) == 0:
         return np.zeros(0)
     vectorizer = HashingVectorizer(analyzer="char_wb", ngram_range=(NGRAM, NGRAM), n_features=2**22, binary=True, norm=None, alternate_sign=False, lowercase=False)
-    xa = vectorizer.transform([normalize(t) for t in a])
-    xb = vectorizer.transform([normalize(t) for t in b])
+    xa = vectorizer.transform(a)
+    xb = vectorizer.transform(b)
     inter = np.asarray(xa.multiply(xb).sum(axis=1)).ravel()
     union = np.asarray(xa.sum(axis=1)).ravel() + np.asarray(xb.sum(axis=1)).ravel() - inter
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
@@ -38,7 +43,7 @@ def drop_reasons(a: Sequence[str], b: Sequence[str], threshold: float) -> np.nda
     """Per pair: why it should be dropped, or None to keep it."""
     na = np.array([normalize(t) for t in a], dtype=object)
     nb = np.array([normalize(t) for t in b], dtype=object)
-    sim = similarity(a, b)
+    sim = _jaccard(list(na), list(nb))
     reasons = np.full(len(na), None, dtype=object)
     near = sim >= threshold
     reasons[near] = [f"near-identical responses (character {NGRAM}-gram Jaccard {s:.3f} >= {threshold:g})" for s in sim[near]]

@@ -39,13 +39,13 @@ def _share(value: float) -> str:
 def run(args: argparse.Namespace) -> int:
     from prefpipe.annotate.pairs_file import PairsFileError, read_pairs
     from prefpipe.guidelines import GuidelinesError, load_guidelines
-    from prefpipe.judge.judge import JudgeConfig, judge_pairs
+    from prefpipe.judge.judge import REQUIRED_PAIR_COLUMNS, JudgeConfig, judge_pairs
     from prefpipe.judge.template import TemplateError
     from prefpipe.llm.client import LLMConfigError
     from prefpipe.llm.jsonl import write_jsonl
 
     try:
-        pairs = read_pairs(args.pairs)[["pair_id", "prompt", "response_a", "response_b"]]
+        pairs = read_pairs(args.pairs)[list(REQUIRED_PAIR_COLUMNS)]
         guidelines = load_guidelines(args.guidelines)
         judges = [
             JudgeConfig(model=m, template=args.template, both_orders=not args.single_order, logprobs=not args.no_logprobs, max_tokens=args.max_tokens)

@@ -130,9 +130,9 @@ class _Judge:
     name: str
 
 
-def _requests(judge: _Judge, guidelines: "Guidelines | tuple[str, str]", pair: dict[str, Any], order: str) -> ChatRequest:
-    """The request for one order; `guidelines` may be given pre-rendered as (text, rubric)."""
-    text, rubric = guidelines if isinstance(guidelines, tuple) else (guidelines.text.strip(), guidelines.rubric_text())
+def _request(judge: _Judge, rendered: tuple[str, str], pair: dict[str, Any], order: str) -> ChatRequest:
+    """The request for one order; `rendered` is the guidelines' (text, rubric), rendered once per run."""
+    text, rubric = rendered
     first, second = (pair["response_a"], pair["response_b"]) if order == "ab" else (pair["response_b"], pair["response_a"])
     messages = judge.template.messages(
         guidelines=text,
@@ -231,12 +231,23 @@ def _prepare(pairs: pd.DataFrame, guidelines: "Guidelines", judges: list[JudgeCo
     records = todo.to_dict("records")
     rendered = (guidelines.text.strip(), guidelines.rubric_text())
     jobs = [
-        (judge, pair, order, _requests(judge, rendered, pair, order))
+        (judge, pair, order, _request(judge, rendered, pair, order))
         for judge in prepared
         for pair in records
         for order in (("ab", "ba") if judge.config.both_orders else ("ab",))
     ]
     return _Plan(prepared, jobs)
+
+
+def _start(
+    pairs: pd.DataFrame, guidelines: "Guidelines", judges: list[JudgeConfig], client: "LLMClient"
+) -> tuple[_Plan, int, list[dict[str, Any] | None]]:
+    """The plan, the client's ledger mark before it, and every order the cache alone can answer
+    (None where a call must be made): the part of a run that needs no event loop."""
+    plan = _prepare(pairs, guidelines, judges)
+    client.prefetch([job[3] for job in plan.jobs])
+    mark = len(client.ledger)
+    return plan, mark, [_from_cache(client, _order_steps(j, req, order)) for j, _, order, req in plan.jobs]
 
 
 async def _ask(client: "LLMClient", plan: _Plan, outcomes: list[dict[str, Any] | None], batch_api: bool) -> list[str]:
@@ -271,10 +282,7 @@ def judge_pairs(
     and their rows are counted as `pending`; call again later (a sensor, the next run) to ingest
     the answers.
     """
-    plan = _prepare(pairs, guidelines, judges)
-    client.prefetch([job[3] for job in plan.jobs])
-    mark = len(client.ledger)
-    outcomes = [_from_cache(client, _order_steps(j, req, order)) for j, _, order, req in plan.jobs]
+    plan, mark, outcomes = _start(pairs, guidelines, judges, client)
     batch_jobs: list[str] = []
     if batch_api or any(o is None for o in outcomes):
         batch_jobs = client.run(lambda: _ask(client, plan, outcomes, batch_api))
@@ -290,10 +298,7 @@ async def judge_pairs_async(
     batch_api: bool = False,
 ) -> JudgeResult:
     """`judge_pairs` for callers that already run an event loop."""
-    plan = _prepare(pairs, guidelines, judges)
-    client.prefetch([job[3] for job in plan.jobs])
-    mark = len(client.ledger)
-    outcomes = [_from_cache(client, _order_steps(j, req, order)) for j, _, order, req in plan.jobs]
+    plan, mark, outcomes = _start(pairs, guidelines, judges, client)
     batch_jobs = await _ask(client, plan, outcomes, batch_api)
     return _result(plan, outcomes, client.ledger[mark:], client, guidelines, batch_jobs)
 
@@ -381,15 +386,9 @@ def combine_orders(
     from_consistency = np.where(both, np.where(same, agree, direction_only), np.nan)
     confidence = np.where(ok, np.where(have_p, from_logprobs, from_consistency), np.nan)
 
-    problem_parts = pd.DataFrame(
-        {
-            "ab": ab["problem"].to_numpy(dtype=object),
-            "ba": np.where(both, ba["problem"].to_numpy(dtype=object), None),
-        }
-    )
     problem = [
         "; ".join(f"{ORDER_NAMES[o]} order: {text}" for o, text in (("ab", a), ("ba", b)) if isinstance(text, str)) or None
-        for a, b in zip(problem_parts["ab"], problem_parts["ba"])
+        for a, b in zip(ab["problem"].to_numpy(dtype=object), np.where(both, ba["problem"].to_numpy(dtype=object), None))
     ]
     problem = np.where(status == "inconsistent", [f"A/B order said {x}, B/A order said {y} (mapped back)" for x, y in zip(lab_ab, lab_ba)], np.array(problem, dtype=object))
 

@@ -38,10 +38,11 @@ class JudgeScorer:
 
     def __call__(self, prompts: Sequence[str], responses: Sequence[str], *, item_ids: Sequence[str] | None = None) -> np.ndarray:
         ids = list(item_ids) if item_ids is not None else [""] * len(prompts)
+        text, rubric = self.guidelines.text.strip(), self.guidelines.rubric_text()
         requests = [
             ChatRequest(
                 model=self.model,
-                messages=self.template.messages(guidelines=self.guidelines.text.strip(), rubric=self.guidelines.rubric_text(), prompt=p, response=r),
+                messages=self.template.messages(guidelines=text, rubric=rubric, prompt=p, response=r),
                 temperature=0.0,
                 max_tokens=self.max_tokens,
                 stage="scorer",

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS batch_requests (
 """
 
 _CHUNK = 500  # keys per SELECT ... IN (...): well under SQLite's variable limit
+_INSERT = "INSERT OR REPLACE INTO completions (key, model, payload, created_at) VALUES (?, ?, ?, ?)"
 
 
 def now_iso() -> str:
@@ -95,25 +96,13 @@ class LLMCache:
         """Store one answer and commit it at once (autocommit), so a crash loses nothing received."""
         blob = _encode(data)
         with self._lock:
-            self.conn.execute(
-                "INSERT OR REPLACE INTO completions (key, model, payload, created_at) VALUES (?, ?, ?, ?)",
-                (key, model, blob, now_iso()),
-            )
+            self.conn.execute(_INSERT, (key, model, blob, now_iso()))
 
     def put_many(self, rows: Iterable[tuple[str, str, dict[str, Any]]]) -> int:
         """Store many answers in one transaction (Batch API ingestion)."""
         stamp = now_iso()
         encoded = [(key, model, _encode(data), stamp) for key, model, data in rows]
-        with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                self.conn.executemany(
-                    "INSERT OR REPLACE INTO completions (key, model, payload, created_at) VALUES (?, ?, ?, ?)", encoded
-                )
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
+        self.executemany(_INSERT, encoded)
         return len(encoded)
 
     def keys(self) -> set[str]:
@@ -130,6 +119,7 @@ class LLMCache:
             return self.conn.execute(sql, tuple(params)).fetchall()
 
     def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        """Run one statement over many rows in one transaction, all or nothing."""
         with self._lock:
             self.conn.execute("BEGIN IMMEDIATE")
             try:

@@ -9,7 +9,6 @@ import pytest
 
 from prefpipe.cli import main
 from prefpipe.llm.scripted_server import ScriptedServer
-from prefpipe_tests.llm.fixtures import server  # noqa: F401 - fixtures
 
 
 def test_generate_then_judge_the_pairs_file(server: ScriptedServer, tmp_path: Path) -> None:
@@ -55,3 +54,15 @@ def test_bad_prompts_name_file_line_and_field(tmp_path: Path, capsys: pytest.Cap
     assert str(prompts) in err and "line 2" in err and "'prompt'" in err
     assert main(["generate", "--prompts", str(prompts), "--out", str(tmp_path / "o.jsonl"), "--strategy", "two_models"]) == 2
     assert "needs model_b" in capsys.readouterr().err
+
+
+def test_options_default_to_the_config_and_offer_its_strategies() -> None:
+    from prefpipe.cli import build_parser
+    from prefpipe.generation.cli import STRATEGY_CHOICES
+    from prefpipe.generation.config import STRATEGIES, GenerationConfig
+
+    args = vars(build_parser().parse_args(["generate", "--prompts", "p", "--out", "o", "--strategy", "existing"]))
+    shared = [name for name in GenerationConfig.model_fields if name in args and name != "strategy"]
+    assert len(shared) == 15
+    assert {name: args[name] for name in shared} == {name: GenerationConfig.model_fields[name].default for name in shared}
+    assert STRATEGY_CHOICES == STRATEGIES

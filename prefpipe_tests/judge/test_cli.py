@@ -15,7 +15,7 @@ import pytest
 from prefpipe.cli import main
 from prefpipe.llm.cache import LLMCache
 from prefpipe.llm.scripted_server import ScriptedServer
-from prefpipe_tests.llm.fixtures import server, write_guidelines  # noqa: F401 - fixtures
+from prefpipe_tests.llm.fixtures import write_guidelines
 
 
 def write_pairs(path: Path, n: int) -> Path:

@@ -16,7 +16,7 @@ from prefpipe.guidelines import Guidelines
 from prefpipe.judge.judge import JudgeConfig, JudgeResult, judge_pairs
 from prefpipe.llm.client import LLMClient
 from prefpipe.llm.scripted_server import Fault, Reply, ScriptedServer
-from prefpipe_tests.llm.fixtures import client, guidelines, make_client, server  # noqa: F401 - fixtures
+from prefpipe_tests.llm.fixtures import make_client
 
 
 def pairs(*rows: tuple[str, str, str]) -> pd.DataFrame:

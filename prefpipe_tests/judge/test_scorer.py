@@ -10,7 +10,6 @@ from prefpipe.guidelines import Guidelines
 from prefpipe.judge.scorer import JudgeScorer
 from prefpipe.llm.client import LLMClient
 from prefpipe.llm.scripted_server import Reply, ScriptedServer
-from prefpipe_tests.llm.fixtures import client, guidelines, server  # noqa: F401 - fixtures
 
 
 def test_scores_map_to_unit_interval_and_unscored_is_nan(server: ScriptedServer, client: LLMClient, guidelines: Guidelines) -> None:

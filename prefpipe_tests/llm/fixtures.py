@@ -1,7 +1,8 @@
 """Shared fixtures of the LLM-layer tests: a real scripted server on 127.0.0.1 (an ephemeral
 port, in a thread), a small guidelines folder, and a client pointed at both with a fresh cache.
 
-Import the fixtures into a test module: `from prefpipe_tests.llm.fixtures import server, guidelines, client`.
+The conftest.py of llm/, judge/ and generation/ offer the fixtures to their tests; `make_client` and
+`write_guidelines` are plain helpers to import.
 """
 
 from __future__ import annotations

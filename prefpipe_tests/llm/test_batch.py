@@ -12,7 +12,7 @@ from prefpipe.llm.client import LLMClient
 from prefpipe.llm.request import ChatRequest, Completion
 from prefpipe.llm.scripted_server import Fault, ScriptedServer
 from prefpipe.llm.usage import usage_frame
-from prefpipe_tests.llm.fixtures import make_client, server  # noqa: F401 - fixtures
+from prefpipe_tests.llm.fixtures import make_client
 
 
 def run_batch(client: LLMClient, requests: list[ChatRequest]) -> tuple[list[Completion], list[str]]:

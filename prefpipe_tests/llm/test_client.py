@@ -10,7 +10,7 @@ import pytest
 from prefpipe.llm.client import LLMClient, LLMConfigError, LLMSettings
 from prefpipe.llm.request import ChatRequest
 from prefpipe.llm.scripted_server import Fault, ScriptedServer
-from prefpipe_tests.llm.fixtures import client, make_client, server  # noqa: F401 - fixtures
+from prefpipe_tests.llm.fixtures import make_client
 
 
 def ask(text: str, **kwargs) -> ChatRequest:

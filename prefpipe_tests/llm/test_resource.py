@@ -9,6 +9,7 @@ import pydantic
 import pytest
 
 from prefpipe.judge.judge import JudgeConfig
+from prefpipe.llm.client import LLMSettings
 from prefpipe.llm.request import ChatRequest
 from prefpipe.llm.resource import (
     GenerationRunConfig,
@@ -18,7 +19,6 @@ from prefpipe.llm.resource import (
     from_run_config,
 )
 from prefpipe.llm.scripted_server import ScriptedServer
-from prefpipe_tests.llm.fixtures import server  # noqa: F401 - fixtures
 
 
 def test_resource_reads_secrets_through_envvar_and_calls_the_server(server: ScriptedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,3 +51,9 @@ def test_run_config_twins_keep_defaults_and_validation() -> None:
     assert JudgeRunConfig().judges[0].model == JudgeConfig().model
     with pytest.raises(pydantic.ValidationError):
         GenerationRunConfig(strategy="three_models")
+
+
+def test_resource_fields_and_defaults_are_the_settings() -> None:
+    # LLMResource repeats LLMSettings' fields (Dagster config cannot take a Literal): keep them in step
+    assert set(LLMResource.model_fields) == set(LLMSettings.model_fields)
+    assert LLMResource().settings() == LLMSettings()

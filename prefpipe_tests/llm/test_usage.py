@@ -11,7 +11,7 @@ import pytest
 from prefpipe.llm.request import ChatRequest
 from prefpipe.llm.scripted_server import ScriptedServer
 from prefpipe.llm.usage import USAGE, usage_frame
-from prefpipe_tests.llm.fixtures import make_client, server  # noqa: F401 - fixtures
+from prefpipe_tests.llm.fixtures import make_client
 
 
 def test_cost_from_reported_tokens_and_zero_spend_when_cached(server: ScriptedServer, tmp_path: Path) -> None:
