@@ -231,13 +231,10 @@ def drift_result(batch_labels: pd.Series, others: pd.Series, n_other_batches: in
 def other_batches_labels(batch_id: str) -> tuple[pd.Series, int]:
     """Final labels per scale point over every other batch in the warehouse, and how many batches."""
     from prefpipe.settings import WAREHOUSE_SCHEMA
-    from prefpipe.stale_cli import read_only_warehouse
+    from prefpipe.warehouse import present_tables, read_only
 
-    with read_only_warehouse() as con:
-        if con is None:
-            return pd.Series(dtype="int64"), 0
-        present = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = 'final_labels'", [WAREHOUSE_SCHEMA]).fetchone()[0]
-        if not present:
+    with read_only() as con:
+        if con is None or "final_labels" not in present_tables(con):
             return pd.Series(dtype="int64"), 0
         where = f"FROM {WAREHOUSE_SCHEMA}.final_labels WHERE batch_id <> ? AND label IS NOT NULL"
         rows = con.execute(f"SELECT label, count(*) {where} GROUP BY label", [batch_id]).fetchall()

@@ -47,12 +47,6 @@ class HumanPrices:
                 raise ValueError(f"HumanPrices.{name} must be a finite price >= 0, got {value}")
 
 
-def _require(df: pd.DataFrame, cols, name: str) -> None:
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise KeyError(f"{name}: missing column(s) {', '.join(missing)}")
-
-
 def _row(section: str, item: str, quantity: float, unit: float, total: float, note: str = "") -> dict:
     return {"section": section, "item": item, "quantity": float(quantity), "unit_usd": float(unit),
             "total_usd": float(total), "note": note}
@@ -66,7 +60,7 @@ def _llm_calls(llm_usage: pd.DataFrame) -> pd.DataFrame:
     """Normalise the LLM layer's usage frame (prefpipe.llm.usage.USAGE: `batch`, `spent_usd`,
     `stage`, `item_id`, `status`) or the minimal one (LLM_USAGE_COLUMNS) to: model, stage, mode,
     tokens, cost (what this batch paid: 0 for a cached answer), item_id, status."""
-    _require(llm_usage, ("model", "prompt_tokens", "completion_tokens", "cost_usd", "cached"), "llm_usage")
+    schemas.require_columns(llm_usage, ("model", "prompt_tokens", "completion_tokens", "cost_usd", "cached"), "llm_usage")
     batch_col = next((c for c in ("batch_api", "batch") if c in llm_usage.columns), None)
     if batch_col is None:
         raise KeyError("llm_usage: missing column(s) batch (or batch_api)")
@@ -112,7 +106,7 @@ def _llm_rows(calls: pd.DataFrame) -> tuple[list[dict], float]:
 
 
 def _human_labels(human_annotations: pd.DataFrame) -> pd.DataFrame:
-    _require(human_annotations, ("pair_id", "label"), "human_annotations")
+    schemas.require_columns(human_annotations, ("pair_id", "label"), "human_annotations")
     h = human_annotations[human_annotations["label"].notna()].copy()
     h["pair_id"] = h["pair_id"].astype(str)
     h["is_expert"] = (h["role"] == "expert").to_numpy() if "role" in h.columns else False
@@ -142,8 +136,8 @@ def cost_ledger(
     of the pair they labelled; labels on pairs outside the routing, such as gold questions, on a
     line of their own). Skipped items (no label) are not charged.
     """
-    _require(routing, ("pair_id", "route"), "routing")
-    _require(final_labels, ("pair_id",), "final_labels")
+    schemas.require_columns(routing, ("pair_id", "route"), "routing")
+    schemas.require_columns(final_labels, ("pair_id",), "final_labels")
     calls = _llm_calls(llm_usage)
     rows, llm_total = _llm_rows(calls)
     h = _human_labels(human_annotations)
@@ -224,7 +218,7 @@ def cost_plot_png(cost_report: pd.DataFrame, *, title: str = "prefpipe cost repo
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    _require(cost_report, tuple(schemas.COST_REPORT), "cost_report")
+    schemas.require_columns(cost_report, tuple(schemas.COST_REPORT), "cost_report")
     fig = Figure(figsize=(10, 4), dpi=100)
     left, right = fig.subplots(1, 2)
     routes = cost_report[(cost_report["section"] == "ledger") & cost_report["item"].str.startswith("route: ")]

@@ -73,12 +73,6 @@ class RoutingConfig:
             raise ValueError(f"budget_strategy {self.budget_strategy!r} is not one of {', '.join(active.STRATEGIES)}")
 
 
-def _require(df: pd.DataFrame, cols: tuple[str, ...], name: str) -> None:
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise KeyError(f"{name}: missing column(s) {', '.join(missing)}")
-
-
 def _unique_pairs(df: pd.DataFrame, name: str) -> None:
     dup = df["pair_id"].duplicated(keep=False)
     if dup.any():
@@ -119,7 +113,7 @@ def route_pairs(
     reward_model: optional fitted RewardModel whose score gaps drive uncertainty under a budget;
     without one the judge's own confidence is the uncertainty (1 - confidence).
     """
-    _require(ai_labels, ("pair_id", "label", "status", "confidence"), "ai_labels")
+    schemas.require_columns(ai_labels, ("pair_id", "label", "status", "confidence"), "ai_labels")
     _unique_pairs(ai_labels, "ai_labels")
     status = ai_labels["status"].astype("object")
     bad = ~status.isin(AI_STATUSES)
@@ -139,7 +133,7 @@ def route_pairs(
     )
     texts = None
     if pairs is not None:
-        _require(pairs, ("pair_id",), "pairs")
+        schemas.require_columns(pairs, ("pair_id",), "pairs")
         live = pairs[~pairs["dropped"].fillna(False).astype(bool)] if "dropped" in pairs.columns else pairs
         _unique_pairs(live, "pairs")
         live_ids = live["pair_id"].astype(str)
@@ -246,7 +240,7 @@ def build_human_queue(routing: pd.DataFrame, config: RoutingConfig = RoutingConf
     (1 + uncertainty, the least confident first), then over-budget pairs (uncertainty, not
     enqueued). Experts give one label; everyone else `labels_per_pair`.
     """
-    _require(routing, ("pair_id", "route", "reason", "ai_confidence"), "routing")
+    schemas.require_columns(routing, ("pair_id", "route", "reason", "ai_confidence"), "routing")
     q = routing[routing["route"].isin(["expert", "spot_check", "human", "over_budget"])].copy()
     u = 1.0 - q["ai_confidence"].astype("float64").fillna(0.0).to_numpy()
     base = q["route"].map({"expert": 3.0, "spot_check": 2.0, "human": 1.0, "over_budget": 0.0}).to_numpy()
@@ -264,7 +258,7 @@ def build_human_queue(routing: pd.DataFrame, config: RoutingConfig = RoutingConf
 def _people_direction(human_annotations: pd.DataFrame) -> pd.DataFrame:
     """Per pair: the majority direction of the annotators' (non-expert, non-gold) labels, or
     "split" when no direction has a strict majority, and how many labels it rests on."""
-    _require(human_annotations, ("pair_id", "label"), "human_annotations")
+    schemas.require_columns(human_annotations, ("pair_id", "label"), "human_annotations")
     h = human_annotations[human_annotations["label"].notna()]
     if "role" in h.columns:
         h = h[h["role"].fillna("annotator") != "expert"]
@@ -280,8 +274,10 @@ def _people_direction(human_annotations: pd.DataFrame) -> pd.DataFrame:
 
 
 def _spot_check_comparison(routing: pd.DataFrame, human_annotations: pd.DataFrame) -> pd.DataFrame:
-    _require(routing, tuple(schemas.ROUTING), "routing")
-    spots = routing[(routing["reason"] == SPOT_CHECK) | (routing["route"] == "spot_check")].copy()
+    schemas.require_columns(routing, tuple(schemas.ROUTING), "routing")
+    # a spot check the people disagreed with was escalated (route "expert"): it is still in the sample
+    escalated = routing["reason"].astype("string").str.startswith(SPOT_CHECK_DISAGREES).fillna(False)
+    spots = routing[(routing["reason"] == SPOT_CHECK) | (routing["route"] == "spot_check") | escalated].copy()
     spots["pair_id"] = spots["pair_id"].astype(str)
     people = _people_direction(human_annotations)
     merged = spots.merge(people, on="pair_id", how="inner")
@@ -375,9 +371,9 @@ def combine_final_labels(
     experts' for expert rows; human_final's own column if it has one, else the annotators' labels
     in `human_annotations` for human rows; ai_labels' for AI rows. Null when not known.
     """
-    _require(routing, ("pair_id", "route", "ai_label", "ai_confidence"), "routing")
-    _require(human_final, ("pair_id", "label", "confidence", "n_labels", "method"), "human_final")
-    _require(expert_annotations, ("pair_id", "label"), "expert_annotations")
+    schemas.require_columns(routing, ("pair_id", "route", "ai_label", "ai_confidence"), "routing")
+    schemas.require_columns(human_final, ("pair_id", "label", "confidence", "n_labels", "method"), "human_final")
+    schemas.require_columns(expert_annotations, ("pair_id", "label"), "expert_annotations")
     routing = routing.assign(pair_id=routing["pair_id"].astype(str))
     _unique_pairs(routing, "routing")
     batch = routing["pair_id"].to_numpy()
@@ -408,7 +404,7 @@ def combine_final_labels(
     if "guideline_version" in hf.columns:
         human["guideline_version"] = hf["guideline_version"].to_numpy()
     elif human_annotations is not None:
-        _require(human_annotations, ("pair_id", "label"), "human_annotations")
+        schemas.require_columns(human_annotations, ("pair_id", "label"), "human_annotations")
         people = human_annotations[human_annotations["label"].notna()]
         if "role" in people.columns:
             people = people[people["role"] != "expert"]
@@ -418,7 +414,7 @@ def combine_final_labels(
         human["guideline_version"] = None
 
     if ai_labels is not None:
-        _require(ai_labels, ("pair_id", "label", "confidence"), "ai_labels")
+        schemas.require_columns(ai_labels, ("pair_id", "label", "confidence"), "ai_labels")
         ai_src = ai_labels.assign(pair_id=ai_labels["pair_id"].astype(str)).set_index("pair_id")
         ai_label = routing["pair_id"].map(ai_src["label"])
         ai_conf = routing["pair_id"].map(ai_src["confidence"])

@@ -1,14 +1,16 @@
 """The columns of every warehouse table, in order.
 
-The DuckDB I/O manager inserts columns by position, so every asset returns exactly these columns
-in exactly this order (`conform` enforces it). The pure functions that produce each frame use the
-same lists, so a column added here is added everywhere at once.
+Every asset returns exactly these columns, in this order and with these dtypes (`conform` enforces
+it), so a table has the same shape whichever batch created it (the warehouse inserts by name).
+The pure functions that produce each frame use the same lists, so a column added here is added
+everywhere at once.
 
 `batch_id` is added by the asset layer; the pure functions never see it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 import pandas as pd
@@ -144,15 +146,20 @@ def empty(schema: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in schema.items()})
 
 
+def require_columns(df: pd.DataFrame, columns: Iterable[str], name: str) -> None:
+    """Raise KeyError naming the frame and every column of `columns` it lacks."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KeyError(f"{name}: missing column(s) {', '.join(missing)}")
+
+
 def conform(df: pd.DataFrame, schema: dict[str, str], *, name: str = "frame") -> pd.DataFrame:
     """Return `df` with exactly the schema's columns, in order, with the schema's dtypes.
 
     A missing column is a programming error and raises, naming the table and the column; extra
     columns are dropped.
     """
-    missing = [c for c in schema if c not in df.columns]
-    if missing:
-        raise KeyError(f"{name}: missing column(s) {', '.join(missing)}")
+    require_columns(df, schema, name)
     out = df.loc[:, list(schema)].copy()
     for col, dtype in schema.items():
         if str(out[col].dtype) != dtype:

@@ -27,15 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import dagster as dg
-    import duckdb
     import pandas as pd
 
 RUN_STAGE = "last_run"
@@ -53,7 +51,6 @@ REPOSITORY = "__repository__"
 DEFAULT_LOCATION = "prefpipe"
 WEBSERVER = "http://127.0.0.1:3000"
 BACKFILL_TAG = "dagster/backfill"
-READ_RETRY_SECONDS = 120.0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -170,34 +167,6 @@ def batches_to_rerun(view: pd.DataFrame) -> list[str]:
 # reading the warehouse and the instance
 
 
-@contextmanager
-def read_only_warehouse(database: str | Path | None = None) -> Iterator[duckdb.DuckDBPyConnection | None]:
-    """A short read-only connection to the warehouse (None when there is no warehouse yet).
-
-    A run of another batch may hold DuckDB's write lock for a moment: wait for it, as the I/O
-    manager does, instead of failing."""
-    import duckdb
-    from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
-
-    from prefpipe import settings
-
-    path = Path(database or settings.warehouse_path())
-    if not path.is_file():
-        yield None
-        return
-
-    @retry(retry=retry_if_exception_type(duckdb.IOException), wait=wait_exponential_jitter(multiplier=0.1, max=2),
-           stop=stop_after_delay(READ_RETRY_SECONDS), reraise=True)
-    def connect() -> duckdb.DuckDBPyConnection:
-        return duckdb.connect(str(path), read_only=True)
-
-    con = connect()
-    try:
-        yield con
-    finally:
-        con.close()
-
-
 WAREHOUSE_COLUMNS = {
     "ai_labels": "batch_id, guideline_version, judge_prompt_version, cost_usd",
     "human_annotations": "batch_id, label, is_gold, source, guideline_version",
@@ -209,13 +178,13 @@ def read_warehouse(database: str | Path | None = None, *, batch_id: str | None =
     """What the view needs, in one short read-only connection: the label tables' version columns,
     the cost ledger, and final labels per batch ({"final_label_counts": {batch: n}})."""
     from prefpipe.settings import WAREHOUSE_SCHEMA
+    from prefpipe.warehouse import present_tables, read_only
 
     out: dict = {"final_label_counts": {}}
-    with read_only_warehouse(database) as con:
+    with read_only(database) as con:
         if con is None:
             return out
-        present = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [WAREHOUSE_SCHEMA]).fetchall()}
+        present = present_tables(con)
         where, params = ("WHERE batch_id = ?", [batch_id]) if batch_id is not None else ("", [])
         for table, columns in WAREHOUSE_COLUMNS.items():
             if table in present:

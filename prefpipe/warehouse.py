@@ -11,7 +11,7 @@ with the columns of prefpipe.schemas.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -126,28 +126,56 @@ class WarehouseIOManager(DuckDBPandasIOManager):
         )
 
 
-def read_table(table: str, *, batch_id: str | None = None, database: str | None = None) -> pd.DataFrame:
-    """Read one warehouse table (optionally one batch) in a short read-only connection."""
-    path = database or str(settings.warehouse_path())
-    if not Path(path).exists():
-        return schemas.empty({"batch_id": "string", **schemas.TABLES[table]})
-    with _connect_read_only(path) as con:
-        try:
-            if batch_id is None:
-                return con.execute(f"SELECT * FROM {SCHEMA}.{_quote(table)}").fetchdf()
-            return con.execute(f"SELECT * FROM {SCHEMA}.{_quote(table)} WHERE batch_id = ?", [batch_id]).fetchdf()
-        except duckdb.CatalogException:
-            return schemas.empty({"batch_id": "string", **schemas.TABLES[table]})
+@contextmanager
+def read_only(database: str | Path | None = None) -> Iterator[duckdb.DuckDBPyConnection | None]:
+    """A short read-only connection to the warehouse, or None when there is no warehouse yet.
 
-
-def row_counts(batch_ids: list[str], *, database: str | None = None) -> pd.DataFrame:
-    """Rows per warehouse table for the given batches (a table x batch grid)."""
+    A run may hold DuckDB's write lock for a moment: wait for it (_wait_for_lock) instead of failing.
+    Every reader outside the I/O manager (CLI commands, checks, assets reading other batches) uses it."""
     path = Path(database or settings.warehouse_path())
-    if not path.exists():
-        return pd.DataFrame()
-    with _connect_read_only(str(path)) as con:
-        present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [SCHEMA]).fetchall()}
-        rows = []
+    if not path.is_file():
+        yield None
+        return
+    con = _connect_read_only(str(path))
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def present_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Names of the tables the warehouse holds (a table is created by its asset's first run)."""
+    rows = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [SCHEMA]).fetchall()
+    return {r[0] for r in rows}
+
+
+def read_tables(tables: Sequence[str], *, batch_id: str | None = None, database: str | Path | None = None) -> dict[str, pd.DataFrame]:
+    """Rows of several warehouse tables (optionally one batch's) in one short read-only connection; a
+    table not written yet, or no warehouse at all, reads as an empty frame with its schema's columns."""
+    out = {table: schemas.empty({"batch_id": "string", **schemas.TABLES[table]}) for table in tables}
+    with read_only(database) as con:
+        if con is None:
+            return out
+        present = present_tables(con)
+        where, params = ("WHERE batch_id = ?", [batch_id]) if batch_id is not None else ("", [])
+        for table in tables:
+            if table in present:
+                out[table] = con.execute(f"SELECT * FROM {SCHEMA}.{_quote(table)} {where}", params).fetchdf()
+    return out
+
+
+def read_table(table: str, *, batch_id: str | None = None, database: str | Path | None = None) -> pd.DataFrame:
+    """Read one warehouse table (optionally one batch) in a short read-only connection."""
+    return read_tables((table,), batch_id=batch_id, database=database)[table]
+
+
+def row_counts(batch_ids: list[str], *, database: str | Path | None = None) -> pd.DataFrame:
+    """Rows per warehouse table for the given batches (a table x batch grid)."""
+    rows = []
+    with read_only(database) as con:
+        if con is None:
+            return pd.DataFrame()
+        present = present_tables(con)
         for table in schemas.TABLES:
             if table not in present or table == "guidelines":
                 continue

@@ -241,6 +241,16 @@ def test_spot_check_disagreement_rate_and_wilson_interval_match_statsmodels():
     assert est.ci_low == pytest.approx(low, abs=1e-12) and est.ci_high == pytest.approx(high, abs=1e-12)
 
 
+def test_escalated_spot_checks_stay_in_the_disagreement_sample():
+    """The routing table stores a disagreeing spot check as an expert escalation; the rate read back
+    from it (routing metadata, the asset check) must still count it."""
+    routing, people = spot_routing(), spot_annotations()
+    experts = rt.escalate_spot_checks(routing, people)
+    stored = pd.concat([routing[~routing["pair_id"].isin(experts["pair_id"])], experts], ignore_index=True)
+    est = rt.spot_check_disagreement(stored, people)
+    assert (est.n_checked, est.n_disagree) == (5, 3)
+
+
 def test_spot_check_disagreement_without_labels_is_unknown_not_zero():
     est = rt.spot_check_disagreement(spot_routing(), pd.DataFrame(columns=["pair_id", "label"]))
     assert est.n_checked == 0 and np.isnan(est.rate) and np.isnan(est.ci_low)

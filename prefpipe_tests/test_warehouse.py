@@ -66,3 +66,40 @@ def test_empty_frame_creates_table_and_unwritten_table_reads_empty(tmp_path):
     assert missing.empty and "total_usd" in missing.columns
     grid = row_counts(["b1"], database=str(db))
     assert grid.loc["final_labels", "b1"] == 2 and grid.loc["preference_dataset", "b1"] == 0
+
+
+def test_readers_wait_for_a_writer_and_read_nothing_without_a_warehouse(tmp_path):
+    """Another process's write lock makes a reader wait (not fail) until the writer is done; with no
+    warehouse file a reader gets empty frames and no connection, and creates no file."""
+    import subprocess
+    import sys
+
+    from prefpipe.warehouse import read_only
+
+    db = tmp_path / "w.duckdb"
+    with read_only(db) as con:
+        assert con is None
+    assert read_table("final_labels", database=db).empty and not db.exists()
+
+    assert run(db, make_assets({"b1": 3}), "b1").success
+    writer = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time\n"
+         f"con = duckdb.connect({str(db)!r})\n"
+         "con.execute(\"INSERT INTO main.final_labels VALUES ('b2', 'b2-0', 'A>B')\")\n"
+         "print('locked', flush=True)\n"
+         "sys.stdin.readline()\n"
+         "time.sleep(1)\n"
+         "con.close()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "locked"
+        with pytest.raises(duckdb.IOException):  # the lock is really held: a plain connect fails
+            duckdb.connect(str(db), read_only=True)
+        writer.stdin.write("go\n")
+        writer.stdin.flush()  # the writer lets go a second from now: the reader waits for it
+        assert set(read_table("final_labels", database=db)["batch_id"]) == {"b1", "b2"}
+    finally:
+        writer.stdin.close()
+        writer.wait(timeout=60)

@@ -26,6 +26,16 @@ def drop_batch(df: pd.DataFrame) -> pd.DataFrame:
     return df.drop(columns=["batch_id"], errors="ignore")
 
 
+def history_reward_model(batch_id: str):
+    """The reward model trained on every other batch's final labels in the warehouse, or None when
+    they hold too few directional labels (prefpipe.learning.history)."""
+    from prefpipe.learning.history import reward_model_from_history
+    from prefpipe.warehouse import read_tables
+
+    history = read_tables(("response_pairs", "final_labels"))
+    return reward_model_from_history(history["response_pairs"], history["final_labels"], exclude_batch=batch_id)
+
+
 def md_table(df: pd.DataFrame, *, max_rows: int = 30) -> dg.MetadataValue:
     """A markdown table for the asset's metadata panel."""
     from prefpipe.reports.markdown import table_md

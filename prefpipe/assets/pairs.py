@@ -5,12 +5,10 @@ import pandas as pd
 import dagster as dg
 
 from prefpipe import schemas
-from prefpipe.assets._common import BATCH_OUT, drop_batch, md_table, with_batch
+from prefpipe.assets._common import BATCH_OUT, drop_batch, history_reward_model, md_table, with_batch
 from prefpipe.partitions import batches
-from prefpipe.warehouse import read_table
 from prefpipe.generation.config import GenerationConfig
 from prefpipe.generation.pairs import generate_pairs
-from prefpipe.learning.history import reward_model_from_history
 from prefpipe.llm.resource import GenerationRunConfig, LLMResource, from_run_config
 
 
@@ -41,7 +39,7 @@ def response_pairs(context: dg.AssetExecutionContext, config: GenerationRunConfi
     else:
         scorer = None
         if cfg.strategy in ("best_of_n", "rejection_sampling") and cfg.scorer == "reward_model":
-            model = reward_model_from_history(read_table("response_pairs"), read_table("final_labels"), exclude_batch=batch_id)
+            model = history_reward_model(batch_id)
             if model is None:
                 raise ValueError(
                     "response_pairs config: field 'scorer': 'reward_model' needs a reward model, and the warehouse holds too few "

@@ -7,13 +7,11 @@ import pydantic
 import dagster as dg
 
 from prefpipe import schemas, settings
-from prefpipe.assets._common import BATCH_ASSET, drop_batch, md_table, with_batch
+from prefpipe.assets._common import BATCH_ASSET, drop_batch, history_reward_model, md_table, with_batch
 from prefpipe.assets.annotations import all_annotations, imported_annotations
 from prefpipe.batches import load_batch_config
-from prefpipe.guidelines import load_guidelines
+from prefpipe.guidelines import Guidelines, load_guidelines
 from prefpipe.learning import active
-from prefpipe.learning.history import reward_model_from_history
-from prefpipe.warehouse import read_table
 from prefpipe.routing import RoutingConfig, build_human_queue, escalate_spot_checks, route_counts, route_pairs, spot_check_disagreement
 
 GOLD_FILE = "gold.jsonl"
@@ -29,8 +27,8 @@ class RoutingRunConfig(dg.Config):
     primary_judge: Optional[str] = pydantic.Field(None, description="Judge whose verdicts are routed (default: the first in ai_labels).")
 
 
-def routing_config(config: RoutingRunConfig, batch_id: str) -> RoutingConfig:
-    g = load_guidelines()
+def routing_config(config: RoutingRunConfig, batch_id: str, guidelines: Guidelines | None = None) -> RoutingConfig:
+    g = guidelines or load_guidelines()
     return RoutingConfig(
         accept_confidence=config.accept_confidence if config.accept_confidence is not None else g.threshold("ai_confidence_accept", 0.75),
         spot_check_rate=config.spot_check_rate if config.spot_check_rate is not None else g.threshold("spot_check_rate", 0.05),
@@ -66,7 +64,7 @@ def routing(context: dg.AssetExecutionContext, config: RoutingRunConfig, ai_labe
     pairs = drop_batch(response_pairs)
     model = None
     if cfg.human_budget is not None:  # the budget is spent by active learning: rank with what earlier batches taught
-        model = reward_model_from_history(read_table("response_pairs"), read_table("final_labels"), exclude_batch=batch_id)
+        model = history_reward_model(batch_id)
     routed = route_pairs(primary_labels(drop_batch(ai_labels), config.primary_judge), cfg, pairs=pairs, reward_model=model)
     annotations = all_annotations(batch_id, set(pairs["pair_id"]))
     experts = escalate_spot_checks(routed, annotations)
@@ -100,7 +98,8 @@ def human_queue(context: dg.AssetExecutionContext, config: RoutingRunConfig, rou
     from prefpipe.annotate.store import AnnotationStore
 
     batch_id = context.partition_key
-    cfg = routing_config(config, batch_id)
+    g = load_guidelines()  # read once: the thresholds routed by and the version recorded on the tasks
+    cfg = routing_config(config, batch_id, g)
     routed = drop_batch(routing)
     pairs = drop_batch(response_pairs)
     queue = build_human_queue(routed, cfg)
@@ -116,7 +115,6 @@ def human_queue(context: dg.AssetExecutionContext, config: RoutingRunConfig, rou
     gold = read_pairs(gold_path, gold=True) if gold_path.is_file() else None
     counts = {}
     if len(todo) or gold is not None:
-        g = load_guidelines()
         with AnnotationStore(settings.annotation_store_path()) as store:
             counts = store.enqueue(
                 batch_id, todo, per_item=cfg.labels_per_pair, guideline_version=g.version, rubric=g.rubric_dict(),

@@ -14,8 +14,6 @@ import json
 import sys
 from pathlib import Path
 
-from prefpipe.settings import WAREHOUSE_SCHEMA
-
 EXPORT_FORMATS = ("trl", "label-studio", "argilla", "pairs")
 IMPORT_FORMATS = ("label-studio", "argilla")
 EXPORT_TABLES = {
@@ -31,31 +29,13 @@ PAIR_FIELDS = ("pair_id", "prompt", "response_a", "response_b")
 def read_batch_tables(batch_id: str, tables: tuple[str, ...], *, database: Path | None = None) -> dict:
     """The batch's rows of each table, in one short read-only connection; a table not written yet
     comes back empty with its schema's columns."""
-    import duckdb
-    import pandas as pd
-    from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
-
-    from prefpipe import schemas, settings
+    from prefpipe import settings
+    from prefpipe.warehouse import read_tables
 
     path = Path(database or settings.warehouse_path())
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no warehouse yet (run the pipeline on the batch first: prefpipe run --batch {batch_id})")
-
-    @retry(retry=retry_if_exception_type(duckdb.IOException), wait=wait_exponential_jitter(multiplier=0.1, max=2),
-           stop=stop_after_delay(30), reraise=True)
-    def connect() -> duckdb.DuckDBPyConnection:
-        return duckdb.connect(str(path), read_only=True)
-
-    out: dict[str, pd.DataFrame] = {}
-    with connect() as con:
-        present = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [WAREHOUSE_SCHEMA]).fetchall()}
-        for table in tables:
-            if table in present:
-                out[table] = con.execute(f'SELECT * FROM {WAREHOUSE_SCHEMA}."{table}" WHERE batch_id = ?', [batch_id]).fetchdf()
-            else:
-                out[table] = schemas.empty({"batch_id": "string", **schemas.TABLES[table]})
-    return out
+    return read_tables(tables, batch_id=batch_id, database=path)
 
 
 def _export(args: argparse.Namespace) -> int:

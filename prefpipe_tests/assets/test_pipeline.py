@@ -23,7 +23,7 @@ def test_whole_graph_on_a_small_batch(project_data):
     ai = read_table("ai_labels", batch_id="mini")
     assert len(ai) == 6 and (ai["judge"] == "ext-judge").all()
     garbage = ai[ai["pair_id"] == "q3:0"].iloc[0]
-    assert garbage["status"] == "unparsed" and garbage["label"] is None or garbage["label"] != garbage["label"]
+    assert garbage["status"] == "unparsed" and (garbage["label"] is None or garbage["label"] != garbage["label"])
     assert json.loads(garbage["raw"])["verdict"] == "garbage"
 
     routing = read_table("routing", batch_id="mini").set_index("pair_id")
