@@ -9,10 +9,11 @@ a tie.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # imported where used: the CLI reads the scale for its choices at every start
+    import numpy as np
+    import pandas as pd
 
 SCALE: Final[tuple[str, ...]] = ("A>>B", "A>B", "A=B", "B>A", "B>>A")
 """The scale in ordinal order: strongly prefers A first, strongly prefers B last."""
@@ -42,6 +43,9 @@ def to_codes(labels: pd.Series | np.ndarray | list, *, field: str = "label") -> 
 
     Raises LabelError naming the first offending value when a present label is not on the scale.
     """
+    import numpy as np
+    import pandas as pd
+
     series = pd.Series(labels, dtype="object")
     codes = series.map(CODE)
     bad = series.notna() & codes.isna()
@@ -56,6 +60,9 @@ def to_codes(labels: pd.Series | np.ndarray | list, *, field: str = "label") -> 
 
 def from_codes(codes: np.ndarray | pd.Series) -> pd.Series:
     """Map ordinal codes back to labels; NaN stays missing."""
+    import numpy as np
+    import pandas as pd
+
     arr = np.asarray(codes, dtype="float64")
     out = np.full(arr.shape, None, dtype="object")
     ok = ~np.isnan(arr)
