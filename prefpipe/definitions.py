@@ -1,44 +1,31 @@
-"""The one Definitions of the prefpipe code location: assets, asset checks, resources, the pipeline
-job, the batch sensor, the nightly schedule and the guideline-change automation. Paths come from
-PREFPIPE_DATA_DIR when the location loads."""
+"""The one Definitions of the prefpipe code location: every Dagster object under prefpipe/defs/
+(loaded from the folder), the guideline-change automation applied to the assets, and the
+resources bound to the data folder (PREFPIPE_DATA_DIR, default ./data)."""
+
+import warnings
+from pathlib import Path
 
 import dagster as dg
 
-from prefpipe import settings
-from prefpipe.assets.annotations import human_annotations
-from prefpipe.assets.costs import cost_report
-from prefpipe.assets.dataset import preference_dataset, published_dataset
-from prefpipe.assets.guidelines import guidelines
-from prefpipe.assets.judge import ai_labels
-from prefpipe.assets.pairs import response_pairs
-from prefpipe.assets.prompts import prompts
-from prefpipe.assets.quality import agreement_report, annotator_reliability, filtered_annotations, final_labels
-from prefpipe.assets.routing import human_queue, routing
-from prefpipe.automation import guideline_automation_sensor, new_batch_sensor, nightly_open_batches, with_guideline_automation
-from prefpipe.checks import CHECKS
-from prefpipe.jobs import pipeline_job
-from prefpipe.llm.resource import LLMResource
-from prefpipe.warehouse import SCHEMA, WarehouseIOManager
-
-ASSETS = with_guideline_automation([
-    guidelines, prompts, response_pairs, ai_labels, routing, human_queue, human_annotations,
-    annotator_reliability, filtered_annotations, final_labels, agreement_report, cost_report, preference_dataset,
-    published_dataset,
-])
+import prefpipe.defs
+from prefpipe.defs.automation import with_guideline_automation
+from prefpipe.defs.resources import build_resources
 
 
-def build_definitions() -> dg.Definitions:
-    """Definitions bound to the current data folder (tests build one per temporary folder)."""
+def build_definitions(data_dir: Path | None = None) -> dg.Definitions:
+    """Definitions bound to one data folder (tests build one per temporary folder)."""
+    with warnings.catch_warnings():
+        # the plain module loader (preview in 1.13): load_from_defs_folder would also build the
+        # components tree, which reads the current Dagster instance; prefpipe/defs has no components
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        loaded = dg.load_definitions_from_package_module(prefpipe.defs)
     return dg.Definitions(
-        assets=ASSETS,
-        asset_checks=CHECKS,
-        jobs=[pipeline_job],
-        sensors=[new_batch_sensor, guideline_automation_sensor],
-        schedules=[nightly_open_batches],
-        resources={
-            "warehouse": WarehouseIOManager(database=str(settings.warehouse_path()), schema=SCHEMA),
-            "llm": LLMResource(),
-        },
+        assets=with_guideline_automation(list(loaded.assets or [])),
+        asset_checks=loaded.asset_checks,
+        jobs=loaded.jobs,
+        sensors=loaded.sensors,
+        schedules=loaded.schedules,
+        resources=build_resources(data_dir),
         executor=dg.in_process_executor,  # automation and UI runs too: DuckDB takes one writing process
     )
 

@@ -33,3 +33,14 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d.mkdir()
     monkeypatch.setenv("PREFPIPE_DATA_DIR", str(d))
     return d
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dagster_defs_state():
+    """Each test starts with no Dagster defs-state storage in context. An instance a test opens
+    registers its storage in a context variable and a test that never closes it would leave a
+    dangling weak reference for the next test's Definitions to trip over."""
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield

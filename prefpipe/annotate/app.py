@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from prefpipe.annotate.errors import AlreadyAnswered, AnnotatorError, AnnotatorPaused, FieldError, TaskNotFound
 from prefpipe.annotate.render import to_html
 from prefpipe.annotate.store import AnnotationStore
-from prefpipe.labels import SCALE
+from prefpipe.core.labels import SCALE
 
 STATIC_DIR = Path(__file__).with_name("static")
 T = TypeVar("T")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prefpipe.annotate.errors import FieldError
-from prefpipe.labels import SWAP
+from prefpipe.core.labels import SWAP
 
 HUMAN_QUEUE = "human"
 EXPERT_QUEUE = "expert"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from prefpipe.errors import PrefpipeError
 
-class AnnotateError(Exception):
+
+class AnnotateError(PrefpipeError):
     """Base class: a refused action; nothing stored was changed."""
 
 

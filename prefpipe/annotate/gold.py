@@ -18,7 +18,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Literal
 
-from prefpipe.labels import DIRECTION
+from prefpipe.core.labels import DIRECTION
 
 
 @dataclass(frozen=True)

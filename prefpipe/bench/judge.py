@@ -32,7 +32,7 @@ from typing import Any
 
 def _server(latency: float) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "prefpipe.llm.scripted_server", "--latency", str(latency)],
+        [sys.executable, "-m", "prefpipe.testing.scripted_server", "--latency", str(latency)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -109,7 +109,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workdir", help="keep the files here instead of a temporary folder")
     args = parser.parse_args(argv)
 
-    from prefpipe.guidelines import load_guidelines
+    from prefpipe.core.guidelines import load_guidelines
     from prefpipe.judge.judge import JudgeConfig, _prepare, judge_pairs
     from prefpipe.llm.client import LLMClient
     from prefpipe.llm.jsonl import write_jsonl

@@ -2,7 +2,7 @@
 
 Annotations made in another tool enter prefpipe the way every outside label does: as a JSONL file
 in the batch folder, `data/batches/<batch_id>/annotations/<name>.jsonl`, which the pipeline reads
-(prefpipe.imports) with the same checks as any other import. Writing a file, rather than the
+(prefpipe.core.ingest) with the same checks as any other import. Writing a file, rather than the
 warehouse, keeps imports safe while Dagster runs hold the warehouse, and leaves the user a file to
 inspect, fix or delete.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from prefpipe import settings
-from prefpipe.exports.common import atomic_write, plain_records
-from prefpipe.imports import ANNOTATIONS_DIR  # the folder the pipeline reads them from
+from prefpipe.core import settings
+from prefpipe.core.files import atomic_write, plain_records
+from prefpipe.core.ingest import ANNOTATIONS_DIR  # the folder the pipeline reads them from
 
 
 def annotation_records(annotations: pd.DataFrame) -> list[dict]:

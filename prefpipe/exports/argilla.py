@@ -43,9 +43,11 @@ from typing import Any
 
 import pandas as pd
 
-from prefpipe.exports.common import annotations_frame, imported_annotation, judge_agent, kept_pairs, plain_records
-from prefpipe.imports import map_label
-from prefpipe.labels import SCALE
+from prefpipe.core.files import plain_records
+from prefpipe.core.ingest import map_label
+from prefpipe.core.labels import SCALE
+from prefpipe.errors import PrefpipeError
+from prefpipe.exports.common import annotations_frame, imported_annotation, judge_agent, kept_pairs
 
 PREFERENCE = "preference"
 ANNOTATOR_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "annotators.prefpipe.invalid")
@@ -53,7 +55,7 @@ ANNOTATOR_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "annotators.prefpipe.invali
 RESPONSE_FIELDS = ("response_a", "response_b")
 
 
-class ArgillaFormatError(ValueError):
+class ArgillaFormatError(PrefpipeError, ValueError):
     """An Argilla records file that does not have the expected layout; the message says where."""
 
 

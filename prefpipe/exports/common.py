@@ -1,18 +1,16 @@
-"""Pieces every export format shares: which pairs go out, rows as plain JSON-ready dicts, how an
-AI judge is named, the human_annotations rows an import makes, and writing a JSON file atomically."""
+"""Pieces every export format shares: which pairs go out, how an AI judge is named, and the
+human_annotations rows an import makes. (Atomic writes and plain records: `prefpipe.core.files`.)"""
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from prefpipe import schemas
+from prefpipe.core import schemas
 
 
 def kept_pairs(response_pairs: pd.DataFrame) -> pd.DataFrame:
@@ -20,11 +18,6 @@ def kept_pairs(response_pairs: pd.DataFrame) -> pd.DataFrame:
     if "dropped" not in response_pairs.columns:
         return response_pairs
     return response_pairs[~response_pairs["dropped"].fillna(False).astype(bool)]
-
-
-def plain_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as dicts of plain Python values, missing values as None (JSON null)."""
-    return frame.astype("object").where(frame.notna(), None).to_dict("records")
 
 
 def judge_agent(judge: str, judge_prompt_version: str | None) -> str:
@@ -67,20 +60,3 @@ def annotations_frame(rows: list[dict[str, Any]], *, name: str) -> pd.DataFrame:
         return schemas.empty(schemas.HUMAN_ANNOTATIONS)
     return schemas.conform(pd.DataFrame(rows), schemas.HUMAN_ANNOTATIONS, name=name)
 
-
-def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
-    """Call write(temporary path), then rename onto `path`: a reader never sees half a file and a
-    failed write leaves the previous file in place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def write_json(obj: Any, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=1), encoding="utf-8"))

@@ -28,9 +28,11 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 import pandas as pd
 
-from prefpipe.exports.common import annotations_frame, imported_annotation, judge_agent, kept_pairs, plain_records
-from prefpipe.imports import map_label
-from prefpipe.labels import SCALE
+from prefpipe.core.files import plain_records
+from prefpipe.core.ingest import map_label
+from prefpipe.core.labels import SCALE
+from prefpipe.errors import PrefpipeError
+from prefpipe.exports.common import annotations_frame, imported_annotation, judge_agent, kept_pairs
 
 PREFERENCE = "preference"
 """Name of the Choices control that carries the five-point label."""
@@ -44,7 +46,7 @@ CHOICE_HINTS: dict[str, str] = {
 }
 
 
-class LabelStudioFormatError(ValueError):
+class LabelStudioFormatError(PrefpipeError, ValueError):
     """A Label Studio file that does not have the expected layout; the message says where."""
 
 

@@ -6,7 +6,7 @@ RewardTrainer also reads an optional `margin` column and subtracts it from the r
 Llama 2), asking for a larger gap where the preference was strong and sure. Everything else here is
 provenance, so a trainer can filter by batch, label source or version.
 
-The rows come from the preference_dataset table (prefpipe.dataset.preference_rows), which orients
+The rows come from the preference_dataset table (prefpipe.core.dataset.preference_rows), which orients
 each decisive final label into chosen/rejected, leaves ties out, and sets
 
     margin = STRENGTH[label] * confidence
@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from prefpipe.exports.common import atomic_write, plain_records
+from prefpipe.core.files import atomic_write, plain_records
 
 
 TRL_COLUMNS: dict[str, pa.DataType] = {

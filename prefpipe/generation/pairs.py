@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from prefpipe import schemas
+from prefpipe.core import schemas
 from prefpipe.generation.config import GenerationConfig
 from prefpipe.generation.dedup import drop_reasons
 from prefpipe.llm.request import ChatRequest
 from prefpipe.llm.usage import USAGE, usage_frame
 
 if TYPE_CHECKING:
-    from prefpipe.guidelines import Guidelines
+    from prefpipe.core.guidelines import Guidelines
     from prefpipe.llm.client import LLMClient
 
 Scorer = Callable[[list[str], list[str]], np.ndarray]
@@ -179,7 +179,7 @@ def _score(
         if config.scorer != "judge":
             raise ValueError(f"config.scorer is {config.scorer!r} but no scorer was passed")
         if guidelines is None:
-            from prefpipe.guidelines import load_guidelines
+            from prefpipe.core.guidelines import load_guidelines
 
             guidelines = load_guidelines()
         scorer = JudgeScorer(client, guidelines, config.scorer_model or config.model, template=config.scorer_template)

@@ -31,16 +31,16 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from prefpipe import schemas
+from prefpipe.core import schemas
 from prefpipe.judge.bias import bias_stats
 from prefpipe.judge.template import PromptTemplate, load_template
 from prefpipe.judge.verdict import parse_verdict, span_probability
-from prefpipe.labels import DIRECTION, STRENGTH, SWAP
+from prefpipe.core.labels import DIRECTION, STRENGTH, SWAP
 from prefpipe.llm.request import ChatRequest, Completion
 from prefpipe.llm.usage import usage_frame
 
 if TYPE_CHECKING:
-    from prefpipe.guidelines import Guidelines
+    from prefpipe.core.guidelines import Guidelines
     from prefpipe.llm.client import LLMClient
 
 PAIR_PLACEHOLDERS = frozenset({"guidelines", "rubric", "prompt", "response_a", "response_b"})

@@ -18,7 +18,7 @@ from prefpipe.judge.verdict import parse_score
 from prefpipe.llm.request import ChatRequest
 
 if TYPE_CHECKING:
-    from prefpipe.guidelines import Guidelines
+    from prefpipe.core.guidelines import Guidelines
     from prefpipe.llm.client import LLMClient
 
 SCORE_PLACEHOLDERS = frozenset({"guidelines", "rubric", "prompt", "response"})

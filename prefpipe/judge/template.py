@@ -13,11 +13,13 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from prefpipe.errors import PrefpipeError
+
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 SECTIONS = ("system", "user", "reminder")
 
 
-class TemplateError(ValueError):
+class TemplateError(PrefpipeError, ValueError):
     """A template file is missing, lacks a section, or uses an unknown placeholder."""
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from prefpipe.labels import SCALE
+from prefpipe.core.labels import SCALE
 
 _DECORATION = " \t*_`#>-"
 _REFUSAL = re.compile(r"\b(I can(?:no|')t|I'm sorry|I am sorry|I won't|I will not|unable to (?:help|comply|assist))\b", re.I)

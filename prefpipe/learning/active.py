@@ -27,9 +27,11 @@ from typing import Final, Literal
 
 import numpy as np
 
+from prefpipe.core.routing import BUDGET_STRATEGIES, DEFAULT_BUDGET_STRATEGY
+
 Strategy = Literal["uncertainty", "diversity", "hybrid", "random"]
-STRATEGIES: Final[tuple[str, ...]] = ("uncertainty", "diversity", "hybrid", "random")
-DEFAULT_STRATEGY: Final[str] = "diversity"
+STRATEGIES: Final[tuple[str, ...]] = BUDGET_STRATEGIES
+DEFAULT_STRATEGY: Final[str] = DEFAULT_BUDGET_STRATEGY
 """The strategy that measured best on the HH-RLHF helpful-base replay (`python -m prefpipe.bench
 active-learning`, 20 seeds): diversity beat random by 0.6-1.1 accuracy points (about two standard
 errors) from 200 labels on; uncertainty and the hybrid did not beat random there."""

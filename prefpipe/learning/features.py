@@ -20,6 +20,8 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.preprocessing import normalize
 
+from prefpipe.errors import PrefpipeError
+
 EMBEDDING_DIM = 64
 """Dimension of prompt embeddings used for diversity sampling."""
 
@@ -141,7 +143,7 @@ def prompt_embeddings(
     return out
 
 
-class OptionalDependencyMissing(ImportError):
+class OptionalDependencyMissing(PrefpipeError, ImportError):
     """An optional extra (a packaged sentence-embedding model) is not installed."""
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from prefpipe.labels import DIRECTION
+from prefpipe.core.labels import DIRECTION
 from prefpipe.learning.reward_model import RewardModel
 
 MIN_DIRECTIONAL_LABELS = 200

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
-from prefpipe import labels as lab
+from prefpipe.core import labels as lab
 from prefpipe.learning.features import TextFeatures
 
 

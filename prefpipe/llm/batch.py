@@ -8,14 +8,19 @@ command again) does not submit them twice: it polls the open jobs on entry, and 
 output file is downloaded and every answer stored in the cache, marked as bought at the batch
 price. From then on the answers are ordinary cache hits. A line the job reports as failed makes
 its call `failed` in that run (and is submitted again by the next one).
+
+The collector is handed the pieces of the client it needs (cache, endpoint, a way to reach the
+`openai` client, the wire body of a request) rather than the client itself, so this module does
+not import `prefpipe.llm.client`: the client depends on it, never the other way round.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-from prefpipe.llm.cache import now_iso
+from prefpipe.llm.cache import LLMCache, now_iso
 from prefpipe.llm.request import (
     ChatRequest,
     Completion,
@@ -23,19 +28,27 @@ from prefpipe.llm.request import (
     completion_fields,
 )
 
-if TYPE_CHECKING:
-    from prefpipe.llm.client import LLMClient
-
 MAX_REQUESTS_PER_JOB = 50_000  # OpenAI's limit per batch file
 FINISHED = frozenset({"completed", "failed", "expired", "cancelled"})
 
 
 class BatchCollector:
-    def __init__(self, client: "LLMClient"):
-        assert client.cache is not None
-        self.client = client
-        self.cache = client.cache
-        self.base_url = client.settings.resolved_base_url()
+    """One run's Batch API bookkeeping: what to submit on exit, and what open jobs answered."""
+
+    def __init__(
+        self,
+        cache: LLMCache,
+        base_url: str,
+        *,
+        openai: Callable[[], Any],
+        wire_body: Callable[[ChatRequest], dict[str, Any]],
+    ):
+        """`openai()` returns the `openai.AsyncOpenAI` of the running event loop; `wire_body`
+        turns a request into the body this endpoint wants (as a chat call would send it)."""
+        self.cache = cache
+        self.base_url = base_url
+        self.openai = openai
+        self.wire_body = wire_body
         self.deferred: dict[str, ChatRequest] = {}
         self.failed: dict[str, str] = {}
         self.ingested: set[str] = set()
@@ -58,7 +71,7 @@ class BatchCollector:
     # -- on entry: poll and ingest -----------------------------------------------------------------
     async def poll(self) -> dict[str, str]:
         """Status of every open job of this endpoint; finished ones are ingested and closed."""
-        openai = self.client.session().openai
+        openai = self.openai()
         statuses = {}
         for job_id in self.open_jobs():
             batch = await openai.batches.retrieve(job_id)
@@ -123,12 +136,12 @@ class BatchCollector:
         """Upload the collected requests and create the batch job(s); returns the new job ids."""
         if not self.deferred:
             return []
-        openai = self.client.session().openai
+        openai = self.openai()
         requests = list(self.deferred.values())
         for start in range(0, len(requests), MAX_REQUESTS_PER_JOB):
             chunk = requests[start : start + MAX_REQUESTS_PER_JOB]
             payload = "".join(
-                json.dumps({"custom_id": r.key, "method": "POST", "url": "/v1/chat/completions", "body": self.client.wire_body(r)}, ensure_ascii=False) + "\n"
+                json.dumps({"custom_id": r.key, "method": "POST", "url": "/v1/chat/completions", "body": self.wire_body(r)}, ensure_ascii=False) + "\n"
                 for r in chunk
             ).encode("utf-8")
             uploaded = await openai.files.create(file=("prefpipe-requests.jsonl", payload, "application/jsonl"), purpose="batch")

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prefpipe import settings
+from prefpipe.core import settings
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS completions (

@@ -26,10 +26,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from prefpipe.errors import PrefpipeError
+from prefpipe.llm.batch import BatchCollector
 from prefpipe.llm.cache import LLMCache
 from prefpipe.llm.prices import PriceTable, load_prices
 from prefpipe.llm.request import (
@@ -38,9 +40,6 @@ from prefpipe.llm.request import (
     MalformedResponse,
     parse_chat_completion,
 )
-
-if TYPE_CHECKING:
-    from prefpipe.llm.batch import BatchCollector
 
 T = TypeVar("T")
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -81,7 +80,7 @@ class LLMSettings(BaseModel):
         return "EMPTY"  # vLLM's and Ollama's documented convention for a server that checks no key
 
 
-class LLMConfigError(ValueError):
+class LLMConfigError(PrefpipeError, ValueError):
     """The client cannot be set up (no key for OpenAI, bad settings)."""
 
 
@@ -271,14 +270,13 @@ class LLMClient:
 
     # -- Batch API mode ------------------------------------------------------------------------
     @asynccontextmanager
-    async def batch_api(self) -> AsyncIterator["BatchCollector"]:
+    async def batch_api(self) -> AsyncIterator[BatchCollector]:
         """Inside this block a cache miss is collected, not sent; on exit the collected requests
         are submitted as Batch API jobs. Finished jobs are polled and ingested on entry."""
-        from prefpipe.llm.batch import BatchCollector
-
-        if self.cache is None:
+        cache = self.cache
+        if cache is None:
             raise LLMConfigError("Batch API mode needs the cache (use_cache=True): answers arrive in a later run")
-        collector = BatchCollector(self)
+        collector = BatchCollector(cache, self.settings.resolved_base_url(), openai=lambda: self.session().openai, wire_body=self.wire_body)
         await collector.poll()
         self._absent.clear()  # the poll may have stored answers that the last prefetch missed
         self._batch = collector

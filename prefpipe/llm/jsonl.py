@@ -1,4 +1,4 @@
-"""Writing the LLM commands' JSON-lines outputs: whole files or nothing (via the exports' atomic
+"""Writing the LLM commands' JSON-lines outputs: whole files or nothing (via core's atomic
 write), so an interrupted run never leaves half a labels file where a good one was."""
 
 from __future__ import annotations
@@ -7,14 +7,14 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prefpipe.core.files import atomic_write, plain_records
+
 if TYPE_CHECKING:
     import pandas as pd
 
 
 def write_jsonl(path: str | Path, frame: "pd.DataFrame") -> int:
     """One JSON object a line per row, missing values as null; returns the row count."""
-    from prefpipe.exports.common import atomic_write, plain_records
-
     records = plain_records(frame)
     text = "".join(json.dumps(r, ensure_ascii=False, default=_plain) + "\n" for r in records)
     atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -14,13 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from prefpipe import settings
+from prefpipe.core import settings
+from prefpipe.errors import PrefpipeError
 
 PACKAGED_PRICES = Path(__file__).with_name("prices.json")
 USER_PRICES_FILE = "prices.json"
 
 
-class PriceTableError(ValueError):
+class PriceTableError(PrefpipeError, ValueError):
     """The price file is malformed; the message names the file and field."""
 
 

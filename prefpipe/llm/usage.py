@@ -30,25 +30,12 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from prefpipe.core.schemas import LLM_CALLS
 from prefpipe.llm.prices import PriceTable
 from prefpipe.llm.request import Completion
 
-USAGE: Final = {
-    "call_key": "string",
-    "stage": "string",
-    "actor": "string",
-    "item_id": "string",
-    "model": "string",
-    "prompt_tokens": "Int64",
-    "completion_tokens": "Int64",
-    "cached": "boolean",
-    "batch": "boolean",
-    "status": "string",
-    "attempts": "Int64",
-    "cost_usd": "float64",
-    "spent_usd": "float64",
-    "error": "string",
-}
+USAGE: Final = LLM_CALLS
+"""The ledger's columns: the warehouse's generation_calls / judge_calls schema, defined in core."""
 
 
 def usage_frame(completions: Iterable[Completion], prices: PriceTable) -> pd.DataFrame:

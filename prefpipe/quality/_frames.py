@@ -7,7 +7,7 @@ and passing the `Annotations` on saves the factorisation when a caller computes 
 Category order (it matters for ordinal alpha, weighted kappa and tie-breaking):
 - `categories=` given: that order; a present label outside it raises UnknownLabelError.
 - otherwise, when every present label is a string on the five-point scale: the whole scale in its
-  ordinal order, A>>B first (prefpipe.labels.SCALE), even if some points are unused.
+  ordinal order, A>>B first (prefpipe.core.labels.SCALE), even if some points are unused.
 - otherwise: the sorted unique present values (numbers numerically, strings lexically).
 
 Missing labels (None / NaN / pd.NA) are dropped: Krippendorff's alpha, the kappas and the votes are
@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from prefpipe.labels import SCALE
+from prefpipe.core.labels import SCALE
 from prefpipe.quality.errors import DuplicateLabelError, EmptyAnnotationsError, QualityInputError, UnknownLabelError
 
 OnDuplicate = Literal["error", "first", "last", "keep"]

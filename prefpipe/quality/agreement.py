@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from prefpipe.labels import DIRECTION, SCALE
+from prefpipe.core.labels import DIRECTION, SCALE
 from prefpipe.quality._frames import Annotations, as_annotations
 from prefpipe.quality.bootstrap import Estimate, pattern_estimate
 from prefpipe.quality.errors import QualityInputError

@@ -6,8 +6,10 @@ the asset layer catches AgreementUndefinedError to report a metric as undefined 
 
 from __future__ import annotations
 
+from prefpipe.errors import PrefpipeError
 
-class QualityInputError(ValueError):
+
+class QualityInputError(PrefpipeError, ValueError):
     """Annotations that cannot be used as given (the message names the column and the value)."""
 
 
@@ -23,6 +25,6 @@ class DuplicateLabelError(QualityInputError):
     """One annotator labelled the same item more than once."""
 
 
-class AgreementUndefinedError(ValueError):
+class AgreementUndefinedError(PrefpipeError, ValueError):
     """The statistic is undefined for this input (for example no item holds two or more labels, or
     every label is the same value so expected disagreement is 0). Never reported as 0 or 1."""

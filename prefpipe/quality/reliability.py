@@ -33,7 +33,7 @@ import pandas as pd
 
 from prefpipe.quality._frames import Annotations, _encode_labels
 from prefpipe.quality.dawid_skene import DawidSkeneFit, fit_dawid_skene
-from prefpipe.labels import DIRECTION
+from prefpipe.core.labels import DIRECTION
 from prefpipe.quality.errors import QualityInputError
 
 COMPOSITE_WEIGHTS: tuple[float, float, float] = (0.4, 0.3, 0.3)  # gold, agreement, speed (DESIGN.md)
@@ -127,7 +127,7 @@ def annotator_reliability(
     gold_match: Literal["exact", "direction"] = "exact",
 ) -> pd.DataFrame:
     """One row per annotator (first-appearance order) with the columns of
-    prefpipe.schemas.ANNOTATOR_RELIABILITY, the first named by `annotator` (module docstring).
+    prefpipe.core.schemas.ANNOTATOR_RELIABILITY, the first named by `annotator` (module docstring).
     Pass duration=None or is_gold=None to say the batch has no durations or no gold."""
     for param, col in (("duration", duration), ("is_gold", is_gold), ("gold_label", gold_label)):
         if col is not None and col not in df.columns:

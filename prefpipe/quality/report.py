@@ -1,6 +1,6 @@
 """The batch agreement report: every agreement figure with its bootstrap interval and what it means.
 
-Rows (columns exactly prefpipe.schemas.AGREEMENT_REPORT, without batch_id):
+Rows (columns exactly prefpipe.core.schemas.AGREEMENT_REPORT, without batch_id):
 - raw_agreement (batch): share of agreeing label pairs per item (no band: not chance-corrected)
 - directional_agreement (batch, five-point scale only): the same with strengths merged
 - fleiss_kappa (batch)

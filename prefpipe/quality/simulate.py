@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from prefpipe.labels import SCALE
+from prefpipe.core.labels import SCALE
 
 KINDS: tuple[str, ...] = ("careful", "sloppy", "biased", "random")
 KIND_SHARES: tuple[float, ...] = (0.45, 0.25, 0.15, 0.15)

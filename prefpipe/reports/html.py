@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from prefpipe import schemas, settings
-from prefpipe.exports.common import atomic_write, kept_pairs
+from prefpipe.core import schemas, settings
+from prefpipe.core.files import atomic_write
+from prefpipe.exports.common import kept_pairs
 from prefpipe.reports import plots
 from prefpipe.reports.judge_card import judge_report_card
-from prefpipe.staleness import label_versions, unit_costs
+from prefpipe.core.staleness import label_versions, unit_costs
 
 CSS = """
 :root { --ink:#1f2933; --muted:#616e7c; --line:#e4e7eb; --bg:#f5f7fa; --blue:#2f6fde; }
@@ -127,7 +128,7 @@ def _get(tables: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
 
 def _staleness_section(view: pd.DataFrame, current_guideline_version: str | None) -> str:
     """What a rerun would redo (warn) and which human labels are kept under older versions."""
-    from prefpipe.stale_cli import batches_to_rerun
+    from prefpipe.core.stale_view import batches_to_rerun
 
     current = f"current guideline version {_e(current_guideline_version)}" if current_guideline_version else "the current guidelines"
     shown = view.drop(columns="batch_id")
@@ -168,7 +169,7 @@ def render_batch_report(
     """The report page for one batch from its warehouse rows (tables keyed by warehouse name;
     any may be missing or empty, its section then says so).
 
-    `stale`: this batch's rows of the stale view (prefpipe.stale_cli.stale_view, the same rows
+    `stale`: this batch's rows of the stale view (prefpipe.cli.stale.stale_view, the same rows
     `prefpipe stale` prints and the stale-batch check reads), so the page never disagrees with them:
     imported labels keep the version they were made under and are not stale. None leaves the
     staleness section out (only the labels-by-version table is shown)."""
@@ -268,13 +269,14 @@ def render_batch_report(
     )
 
 
-def report_path(batch_id: str) -> Path:
-    """reports_dir()/<batch_id>.html; a batch id that would leave the folder is refused."""
+def report_path(batch_id: str, folder: Path | None = None) -> Path:
+    """<folder>/<batch_id>.html (default: the data folder's reports/); a batch id that would leave
+    the folder is refused."""
     if not batch_id or "/" in batch_id or "\\" in batch_id or batch_id in (".", "..") or batch_id.startswith("."):
         raise ValueError(f"batch id {batch_id!r} cannot name a report file")
-    return settings.reports_dir() / f"{batch_id}.html"
+    return (Path(folder) if folder is not None else settings.reports_dir()) / f"{batch_id}.html"
 
 
-def write_batch_report(batch_id: str, page: str) -> Path:
-    """Write the page atomically to reports_dir()/<batch_id>.html and return the path."""
-    return atomic_write(report_path(batch_id), lambda tmp: tmp.write_text(page, encoding="utf-8"))
+def write_batch_report(batch_id: str, page: str, folder: Path | None = None) -> Path:
+    """Write the page atomically to <folder>/<batch_id>.html and return the path."""
+    return atomic_write(report_path(batch_id, folder), lambda tmp: tmp.write_text(page, encoding="utf-8"))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from prefpipe.labels import DIRECTION
+from prefpipe.core.labels import DIRECTION
 
 HUMAN_SOURCES = ("human", "expert")
 

@@ -11,7 +11,7 @@ import base64
 import numpy as np
 import pandas as pd
 
-from prefpipe import schemas
+from prefpipe.core import schemas
 
 
 def _escape_cell(value: object) -> object:
@@ -42,10 +42,6 @@ def image_md(png: bytes, alt: str) -> str:
 
 def agreement_md(agreement_report: pd.DataFrame) -> str:
     return table_md(agreement_report[[c for c in schemas.AGREEMENT_REPORT if c in agreement_report.columns]])
-
-
-def cost_md(cost_report: pd.DataFrame) -> str:
-    return table_md(cost_report[[c for c in schemas.COST_REPORT if c in cost_report.columns]], floatfmt=".4g")
 
 
 def judge_card_md(card: pd.DataFrame) -> str:

@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from prefpipe.labels import SCALE
+from prefpipe.core.labels import SCALE
 
 INK = "#1f2933"
 MUTED = "#7b8794"

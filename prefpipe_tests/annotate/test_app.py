@@ -11,7 +11,7 @@ from prefpipe.annotate.app import create_app
 from prefpipe.annotate.gold import GoldPolicy
 from prefpipe.annotate.server import ServerThread
 from prefpipe.annotate.store import AnnotationStore
-from prefpipe.labels import SWAP
+from prefpipe.core.labels import SWAP
 from prefpipe_tests.annotate.conftest import RUBRIC, VERSION, auth, enqueue, gold_pairs, pairs
 
 TASK_KEYS = ["task_id", "prompt", "response_a", "response_b", "rubric", "guideline_version"]

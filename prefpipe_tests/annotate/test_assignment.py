@@ -6,7 +6,7 @@ import pytest
 
 from prefpipe.annotate.assignment import Candidate, choose, dimensions_to_pair, label_to_pair, validate_dimensions
 from prefpipe.annotate.errors import FieldError
-from prefpipe.labels import SCALE
+from prefpipe.core.labels import SCALE
 
 RUBRIC = [{"name": "helpfulness"}, {"name": "correctness"}]
 

@@ -19,7 +19,7 @@ from prefpipe.annotate.app import create_app
 from prefpipe.annotate.gold import GoldPolicy
 from prefpipe.annotate.server import ServerThread
 from prefpipe.annotate.store import AnnotationStore
-from prefpipe.labels import SWAP
+from prefpipe.core.labels import SWAP
 from prefpipe_tests.annotate.conftest import RUBRIC, gold_pairs, pairs
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -10,12 +10,12 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from prefpipe import settings
+from prefpipe.core import settings
 from prefpipe.annotate.errors import AlreadyAnswered, AnnotatorError, AnnotatorPaused, FieldError, TaskNotFound
 from prefpipe.annotate.gold import GoldPolicy
 from prefpipe.annotate.store import AnnotationStore
-from prefpipe.labels import SWAP
-from prefpipe.schemas import HUMAN_ANNOTATIONS
+from prefpipe.core.labels import SWAP
+from prefpipe.core.schemas import HUMAN_ANNOTATIONS
 from prefpipe_tests.annotate.conftest import RUBRIC, VERSION, enqueue, gold_pairs, pairs
 
 
@@ -362,15 +362,18 @@ def test_two_processes_worth_of_writers_share_the_file(store, data_dir):
     people = [annotator(store, f"w{i}") for i in range(3)]
     other = AnnotationStore(store.path)
     errors: list[BaseException] = []
+    start = threading.Barrier(4)  # every writer starts at once, so no labeller finds the queue empty
 
     def labeller(who) -> None:
         try:
+            start.wait(timeout=30)
             label_all(store, who)
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
     def nightly() -> None:
         try:
+            start.wait(timeout=30)
             for i in range(10):
                 other.enqueue(f"n{i}", pairs(20, f"n{i}-"), per_item=1, guideline_version="v", rubric=RUBRIC)
                 other.annotations("b1")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prefpipe import schemas
+from prefpipe.core import schemas
 
 
 @pytest.fixture

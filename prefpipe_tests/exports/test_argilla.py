@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from prefpipe.exports import argilla
-from prefpipe.exports.common import write_json
+from prefpipe.core.files import write_json
 
 ROUND_TRIP = ["pair_id", "annotator_id", "label", "dimensions"]
 

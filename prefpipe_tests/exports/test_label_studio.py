@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from prefpipe.exports import label_studio
-from prefpipe.exports.common import write_json
-from prefpipe.labels import SCALE
+from prefpipe.core.files import write_json
+from prefpipe.core.labels import SCALE
 
 ROUND_TRIP = ["pair_id", "annotator_id", "label", "dimensions", "duration_s", "created_at"]
 

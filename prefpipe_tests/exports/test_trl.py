@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prefpipe import schemas
+from prefpipe.core import schemas
 from prefpipe.exports.trl import TRL_COLUMNS, to_trl, write_trl
 
 

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prefpipe import schemas
+from prefpipe.core import schemas
 from prefpipe.generation.config import GenerationConfig
 from prefpipe.generation.pairs import generate_pairs, swap_mask
-from prefpipe.guidelines import Guidelines
+from prefpipe.core.guidelines import Guidelines
 from prefpipe.llm.client import LLMClient
-from prefpipe.llm.scripted_server import Fault, Reply, ScriptedServer
+from prefpipe.testing.scripted_server import Fault, Reply, ScriptedServer
 from prefpipe_tests.llm.fixtures import make_client
 
 

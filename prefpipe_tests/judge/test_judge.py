@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prefpipe import schemas
-from prefpipe.guidelines import Guidelines
+from prefpipe.core import schemas
+from prefpipe.core.guidelines import Guidelines
 from prefpipe.judge.judge import JudgeConfig, JudgeResult, judge_pairs
 from prefpipe.llm.client import LLMClient
-from prefpipe.llm.scripted_server import Fault, Reply, ScriptedServer
+from prefpipe.testing.scripted_server import Fault, Reply, ScriptedServer
 from prefpipe_tests.llm.fixtures import make_client
 
 

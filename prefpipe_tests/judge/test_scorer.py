@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 
-from prefpipe.guidelines import Guidelines
+from prefpipe.core.guidelines import Guidelines
 from prefpipe.judge.scorer import JudgeScorer
 from prefpipe.llm.client import LLMClient
-from prefpipe.llm.scripted_server import Reply, ScriptedServer
+from prefpipe.testing.scripted_server import Reply, ScriptedServer
 
 
 def test_scores_map_to_unit_interval_and_unscored_is_nan(server: ScriptedServer, client: LLMClient, guidelines: Guidelines) -> None:

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from prefpipe.guidelines import Guidelines, load_guidelines
+from prefpipe.core.guidelines import Guidelines, load_guidelines
 from prefpipe.llm.client import LLMClient
-from prefpipe.llm.scripted_server import ScriptedServer
+from prefpipe.testing.scripted_server import ScriptedServer
 
 
 @pytest.fixture

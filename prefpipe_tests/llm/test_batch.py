@@ -10,7 +10,7 @@ import pytest
 
 from prefpipe.llm.client import LLMClient
 from prefpipe.llm.request import ChatRequest, Completion
-from prefpipe.llm.scripted_server import Fault, ScriptedServer
+from prefpipe.testing.scripted_server import Fault, ScriptedServer
 from prefpipe.llm.usage import usage_frame
 from prefpipe_tests.llm.fixtures import make_client
 

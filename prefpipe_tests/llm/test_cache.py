@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from prefpipe import settings
+from prefpipe.core import settings
 from prefpipe.llm.cache import LLMCache
 
 

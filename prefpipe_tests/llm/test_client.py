@@ -9,7 +9,7 @@ import pytest
 
 from prefpipe.llm.client import LLMClient, LLMConfigError, LLMSettings
 from prefpipe.llm.request import ChatRequest
-from prefpipe.llm.scripted_server import Fault, ScriptedServer
+from prefpipe.testing.scripted_server import Fault, ScriptedServer
 from prefpipe_tests.llm.fixtures import make_client
 
 

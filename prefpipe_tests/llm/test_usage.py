@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from prefpipe.llm.request import ChatRequest
-from prefpipe.llm.scripted_server import ScriptedServer
+from prefpipe.testing.scripted_server import ScriptedServer
 from prefpipe.llm.usage import USAGE, usage_frame
 from prefpipe_tests.llm.fixtures import make_client
 

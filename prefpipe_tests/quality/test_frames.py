@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prefpipe.labels import SCALE
+from prefpipe.core.labels import SCALE
 from prefpipe.quality import (
     Annotations,
     DuplicateLabelError,

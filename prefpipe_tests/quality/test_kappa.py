@@ -10,7 +10,7 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
-from prefpipe.labels import SCALE
+from prefpipe.core.labels import SCALE
 from prefpipe.quality import AgreementUndefinedError, QualityInputError, cohens_kappa, cohens_kappa_table, fleiss_kappa, fleiss_kappa_estimate
 from prefpipe_tests.quality._data import load_pandalm
 

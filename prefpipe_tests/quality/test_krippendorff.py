@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prefpipe.labels import SCALE
+from prefpipe.core.labels import SCALE
 from prefpipe.quality import AgreementUndefinedError, Annotations, krippendorff_alpha, krippendorff_alpha_estimate
 from prefpipe.quality.bootstrap import distinct_patterns
 from prefpipe.quality.krippendorff import alpha_from_coincidences, pattern_coincidences

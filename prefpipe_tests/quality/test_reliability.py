@@ -9,7 +9,7 @@ import pytest
 from prefpipe.quality import Annotations, QualityInputError, annotator_reliability, filter_annotations, fit_dawid_skene
 from prefpipe.quality.reliability import composite_score, leave_one_out_agreement, speed_term
 from prefpipe.quality.simulate import simulate_batch
-from prefpipe.schemas import ANNOTATOR_RELIABILITY
+from prefpipe.core.schemas import ANNOTATOR_RELIABILITY
 
 
 def rows(spec: list[tuple]) -> pd.DataFrame:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from prefpipe.quality import agreement_report
-from prefpipe.schemas import AGREEMENT_REPORT, conform
+from prefpipe.core.schemas import AGREEMENT_REPORT, conform
 from prefpipe_tests.quality._data import load_pandalm
 
 

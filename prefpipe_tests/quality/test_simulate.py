@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from prefpipe.labels import SCALE
+from prefpipe.core.labels import SCALE
 from prefpipe.quality.simulate import simulate_batch
-from prefpipe.schemas import HUMAN_ANNOTATIONS
+from prefpipe.core.schemas import HUMAN_ANNOTATIONS
 
 
 def test_shape_distinct_annotators_and_determinism() -> None:

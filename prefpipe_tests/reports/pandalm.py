@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prefpipe import schemas
+from prefpipe.core import schemas
 
 RAW_TO_LABEL = {0: "A=B", 1: "A>B", 2: "B>A"}
 GPT_TO_LABEL = {"1": "A>B", "2": "B>A", "Tie": "A=B"}

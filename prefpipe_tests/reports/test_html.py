@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prefpipe import settings
+from prefpipe.core import settings
 from prefpipe.reports.html import render_batch_report, report_path, write_batch_report
-from prefpipe.stale_cli import CurrentVersions, stale_view
+from prefpipe.core.stale_view import CurrentVersions, stale_view
 from prefpipe_tests.reports.pandalm import pandalm_frames
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -9,7 +9,7 @@ from PIL import Image
 
 from prefpipe.reports import plots
 from prefpipe.reports.judge_card import judge_report_card
-from prefpipe.staleness import label_versions
+from prefpipe.core.staleness import label_versions
 from prefpipe_tests.reports.pandalm import pandalm_frames
 
 

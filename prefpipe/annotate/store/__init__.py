@@ -1,0 +1,67 @@
+"""The operational annotation store: one SQLite file in WAL mode, shared by many writers.
+
+The annotation app, the `prefpipe` CLI and the Dagster assets all open the same file
+(`settings.annotation_store_path()` by default). WAL lets readers run beside the one writer, every
+write is a short `BEGIN IMMEDIATE` transaction, and a busy timeout makes a second process wait its
+turn instead of failing. Inside one process a lock serialises the connection, so the app can hand
+work to it from any thread. `synchronous=FULL`: a stored answer survives a power cut, because
+nothing submitted may be lost.
+
+Tables: `annotators` (token hashes, role, flag state), `batches` (guideline version and rubric
+shown with a batch's tasks), `items` (one row per pair and queue: human, expert or gold), and
+`assignments` (one row per task served to an annotator, with the left/right order they saw, the
+server's timestamps and their answer in the pair's own order).
+
+Gold is a global pool: gold pairs are stored with the batch they were loaded with (for the
+record), but are served to annotators working on any batch. A gold answer is reported with the
+batch the annotator was working on when it was served (the batch of the real task it stood in for),
+so each batch's annotations carry the gold evidence about the people who labelled it.
+
+A gold answer key is part of the guidelines (docs/operations.md, gold re-check policy): each gold
+item carries the guideline version its key was written or last confirmed under (`gold_version`),
+and an answer is scored only against a key of the version shown with the task. Answers to a key
+of another version are stored unscored: they flag no one and leave the batch's gold accuracy, until
+an expert re-checks the key (`recheck_gold`, `prefpipe gold recheck`), which re-stamps it with the
+current version and scores the answers given under that version (for the record and the reports;
+the live flag counts only answers scored as they came in). Reloading a gold file with the same
+label is not a re-check; a changed label is a new key under the batch's version.
+
+The store is one class composed of one mixin per concern, each in its own module: `schema`
+(the file, its tables and migration, the connection, lock and transactions), `annotators`,
+`queue` (enqueue, batch status) with `validation` (the frames it is given), `serving` (next task,
+answer, skip, progress), `gold_keys` (gold keys and re-check) and `readback` (annotations, export).
+"""
+
+from __future__ import annotations
+
+from prefpipe.annotate.store.annotators import (
+    LABELLING_ROLES,
+    NAME_PATTERN,
+    ROLES,
+    Annotator,
+    AnnotatorsMixin,
+)
+from prefpipe.annotate.store.gold_keys import GoldKeysMixin
+from prefpipe.annotate.store.queue import QueueMixin
+from prefpipe.annotate.store.readback import ReadbackMixin
+from prefpipe.annotate.store.schema import SCHEMA_VERSION
+from prefpipe.annotate.store.serving import SWEEP_EVERY_S, Receipt, ServingMixin, Task
+from prefpipe.annotate.store.values import content_key, iso_utc
+
+__all__ = [
+    "LABELLING_ROLES",
+    "NAME_PATTERN",
+    "ROLES",
+    "SCHEMA_VERSION",
+    "SWEEP_EVERY_S",
+    "AnnotationStore",
+    "Annotator",
+    "Receipt",
+    "Task",
+    "content_key",
+    "iso_utc",
+]
+
+
+class AnnotationStore(AnnotatorsMixin, QueueMixin, ServingMixin, GoldKeysMixin, ReadbackMixin):
+    """The shared SQLite store. Cheap to open; open one per process (or per asset run) and reuse it."""

@@ -1,0 +1,157 @@
+"""Loading a batch's tasks and gold pairs into the queue, and how far a batch's queue has come."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from prefpipe.annotate import assignment as asg
+from prefpipe.annotate.errors import FieldError
+from prefpipe.annotate.store.schema import StoreBase
+from prefpipe.annotate.store.validation import _check_rubric, _prepare_gold, _prepare_tasks
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class QueueMixin(StoreBase):
+    """The `batches` and `items` tables: what is to be labelled, and how often."""
+
+    def enqueue(
+        self,
+        batch_id: str,
+        tasks: pd.DataFrame,
+        *,
+        per_item: int,
+        guideline_version: str,
+        rubric: list[dict[str, Any]],
+        gold: pd.DataFrame | None = None,
+        expert_per_item: int = 1,
+        dimension_scale: tuple[int, int] = (1, 5),
+    ) -> dict[str, int]:
+        """Load a batch's tasks (and gold pairs) into the queue; idempotent.
+
+        `tasks` has pair_id, prompt, response_a, response_b, route (human | spot_check | expert) and
+        priority (higher first), and may have labels_wanted (per row; else per_item, or
+        expert_per_item for the expert route). `gold` has pair_id, prompt, response_a, response_b
+        and label (in the pair's order). Re-enqueueing the same batch updates route, priority,
+        labels wanted, gold label and the batch's guideline version and rubric (a changed gold label
+        is a new key under this version; an unchanged one keeps its version, since reloading a gold
+        file is not an expert re-check); it never
+        duplicates an item and never touches an answer. A pair whose text changed is updated only
+        while nobody has been served it (else its old text is kept and counted in `text_kept`).
+        Everything is validated before anything is written.
+        """
+        import pandas as pd
+
+        if not isinstance(batch_id, str) or not batch_id.strip():
+            raise FieldError("batch_id", "must be a non-empty string")
+        if int(per_item) < 1:
+            raise FieldError("per_item", f"{per_item!r} must be at least 1")
+        if int(expert_per_item) < 1:
+            raise FieldError("expert_per_item", f"{expert_per_item!r} must be at least 1")
+        if not isinstance(guideline_version, str) or not guideline_version:
+            raise FieldError("guideline_version", "must be a non-empty string")
+        rubric_json = json.dumps(_check_rubric(rubric), separators=(",", ":"))
+        lo, hi = int(dimension_scale[0]), int(dimension_scale[1])
+        if lo >= hi:
+            raise FieldError("dimension_scale", f"{dimension_scale!r} must be (low, high) with low < high")
+        frames = [_prepare_tasks(tasks, int(per_item), int(expert_per_item))]
+        if gold is not None:
+            frames.append(_prepare_gold(gold))
+        incoming = pd.concat(frames, ignore_index=True)
+        now = self._clock()
+        counts = {"inserted": 0, "updated": 0, "unchanged": 0, "text_kept": 0, "gold_inserted": 0, "gold_updated": 0}
+        with self._write() as conn:
+            conn.execute(
+                """INSERT INTO batches (batch_id, guideline_version, rubric, dimension_scale, updated_at)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (batch_id) DO UPDATE SET guideline_version = excluded.guideline_version,
+                     rubric = excluded.rubric, dimension_scale = excluded.dimension_scale,
+                     updated_at = excluded.updated_at""",
+                (batch_id, guideline_version, rubric_json, json.dumps([lo, hi]), now),
+            )
+            existing = pd.DataFrame(
+                conn.execute(
+                    """SELECT id, pair_id, queue, route, prompt, response_a, response_b, priority, labels_wanted,
+                              gold_label, EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = items.id) AS served
+                       FROM items WHERE batch_id = ?""",
+                    (batch_id,),
+                ).fetchall(),
+                columns=["id", "pair_id", "queue", "route", "prompt", "response_a", "response_b", "priority",
+                         "labels_wanted", "gold_label", "served"],
+            )
+            merged = incoming.merge(existing, on=["pair_id", "queue"], how="left", suffixes=("", "_old"), indicator=True)
+            is_gold = merged["queue"].eq(asg.GOLD_QUEUE)
+            new = merged[merged["_merge"].eq("left_only")]
+            conn.executemany(
+                """INSERT INTO items (batch_id, pair_id, queue, route, prompt, response_a, response_b, content_key,
+                                      priority, labels_wanted, gold_label, gold_version, enqueued_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [
+                    (batch_id, r.pair_id, r.queue, r.route, r.prompt, r.response_a, r.response_b, r.content_key,
+                     float(r.priority), int(r.labels_wanted), r.gold_label,
+                     guideline_version if r.queue == asg.GOLD_QUEUE else None, now)
+                    for r in new.itertuples(index=False)
+                ],
+            )
+            old = merged[merged["_merge"].eq("both")]
+            text_cols = ["prompt", "response_a", "response_b"]
+            text_changed = pd.Series(False, index=old.index)
+            for col in text_cols:
+                text_changed |= old[col].ne(old[f"{col}_old"])
+            keep_text = text_changed & old["served"].astype(bool)
+            take_text = text_changed & ~keep_text
+            meta_changed = (
+                old["route"].ne(old["route_old"])
+                | old["priority"].astype(float).ne(old["priority_old"].astype(float))
+                | old["labels_wanted"].astype(int).ne(old["labels_wanted_old"].astype(int))
+                | old["gold_label"].fillna("").ne(old["gold_label_old"].fillna(""))
+            )
+            changed = old[meta_changed | take_text]
+            updates = []
+            for r, new_text in zip(changed.itertuples(index=False), take_text[changed.index]):
+                prompt, a, b, key = ((r.prompt, r.response_a, r.response_b, r.content_key) if new_text
+                                     else (r.prompt_old, r.response_a_old, r.response_b_old, None))
+                updates.append(dict(route=r.route, priority=float(r.priority), wanted=int(r.labels_wanted), gold=r.gold_label,
+                                    version=guideline_version, prompt=prompt, a=a, b=b, key=key, id=int(r.id)))
+            conn.executemany(
+                """UPDATE items SET route = :route, priority = :priority, labels_wanted = :wanted,
+                     gold_version = CASE WHEN queue = 'gold' AND gold_label IS NOT :gold THEN :version ELSE gold_version END,
+                     gold_checked_by = CASE WHEN queue = 'gold' AND gold_label IS NOT :gold THEN NULL ELSE gold_checked_by END,
+                     gold_checked_at = CASE WHEN queue = 'gold' AND gold_label IS NOT :gold THEN NULL ELSE gold_checked_at END,
+                     gold_label = :gold,
+                     prompt = :prompt, response_a = :a, response_b = :b, content_key = COALESCE(:key, content_key)
+                   WHERE id = :id""",
+                updates,
+            )
+        changed_mask = merged.index.isin(changed.index)
+        counts["inserted"] = int((~is_gold & merged["_merge"].eq("left_only")).sum())
+        counts["gold_inserted"] = int((is_gold & merged["_merge"].eq("left_only")).sum())
+        counts["updated"] = int((~is_gold & changed_mask).sum())
+        counts["gold_updated"] = int((is_gold & changed_mask).sum())
+        counts["unchanged"] = int(len(old) - len(changed))
+        counts["text_kept"] = int(keep_text.sum())
+        return counts
+
+    def batch_status(self, batch_id: str) -> dict[str, int]:
+        """How far a batch's queue has come: items, labels wanted and received, tasks in flight."""
+        with self._read() as conn:
+            items, wanted = conn.execute(
+                "SELECT count(*), COALESCE(sum(labels_wanted), 0) FROM items WHERE batch_id = ? AND queue != 'gold'",
+                (batch_id,),
+            ).fetchone()
+            by_status = dict(
+                conn.execute(
+                    "SELECT status, count(*) FROM assignments WHERE batch_id = ? GROUP BY status", (batch_id,)
+                ).fetchall()
+            )
+            gold = conn.execute("SELECT count(*) FROM items WHERE batch_id = ? AND queue = 'gold'", (batch_id,)).fetchone()[0]
+        return {
+            "items": int(items),
+            "gold_items": int(gold),
+            "labels_wanted": int(wanted),
+            "answered": int(by_status.get("answered", 0)),
+            "skipped": int(by_status.get("skipped", 0)),
+            "pending": int(by_status.get("pending", 0)),
+        }

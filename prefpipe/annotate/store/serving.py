@@ -1,0 +1,238 @@
+"""Serving tasks and taking answers: the next task (with gold mixed in), answer, skip, progress,
+and releasing leases of tasks nobody answered."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from prefpipe.annotate import assignment as asg
+from prefpipe.annotate.errors import (
+    AlreadyAnswered,
+    AnnotatorError,
+    AnnotatorPaused,
+    FieldError,
+    TaskNotFound,
+)
+from prefpipe.annotate.gold import flag_reason, is_correct, is_gold_turn
+from prefpipe.annotate.store.annotators import LABELLING_ROLES, Annotator
+from prefpipe.annotate.store.schema import StoreBase
+from prefpipe.annotate.tokens import new_task_id
+from prefpipe.core.labels import CODE, SCALE
+
+SWEEP_EVERY_S = 60.0
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task as the annotator sees it: A and B already in their order."""
+
+    task_id: str
+    prompt: str
+    response_a: str
+    response_b: str
+    rubric: list[dict[str, Any]]
+    guideline_version: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "prompt": self.prompt,
+            "response_a": self.response_a,
+            "response_b": self.response_b,
+            "rubric": self.rubric,
+            "guideline_version": self.guideline_version,
+        }
+
+
+@dataclass(frozen=True)
+class Receipt:
+    task_id: str
+    status: str  # answered | skipped
+    answered: int  # the annotator's totals after this action
+    skipped: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"task_id": self.task_id, "status": self.status, "answered": self.answered, "skipped": self.skipped}
+
+
+class ServingMixin(StoreBase):
+    """The `assignments` table as annotators work through it."""
+
+    def next_task(self, annotator: Annotator) -> Task | None:
+        """The annotator's open task if they have one, else a new one; None when nothing is left.
+
+        Raises AnnotatorPaused for a flagged annotator and AnnotatorError for an admin.
+        """
+        if annotator.role not in LABELLING_ROLES:
+            raise AnnotatorError(f"role: {annotator.role!r} accounts do not label; add an annotator account")
+        now = self._clock()
+        with self._write() as conn:
+            self._sweep_expired(conn, now)
+            n_served, flagged, role = conn.execute(
+                "SELECT n_served, flagged, role FROM annotators WHERE id = ?", (annotator.id,)
+            ).fetchone()
+            if flagged:
+                raise AnnotatorPaused("paused: an admin is reviewing this account")
+            pending = conn.execute(
+                "SELECT id FROM assignments WHERE annotator_id = ? AND status = 'pending' ORDER BY id LIMIT 1",
+                (annotator.id,),
+            ).fetchone()
+            if pending is not None:
+                return _load_task(conn, pending[0])
+            real = asg.real_candidate(conn, annotator.id, role)
+            version = None if real is None else conn.execute(
+                "SELECT guideline_version FROM batches WHERE batch_id = ?", (real.batch_id,)).fetchone()[0]
+            gold = asg.gold_candidate(conn, annotator.id, version)
+            turn = is_gold_turn(self._gold_secret, annotator.id, n_served, self.gold_policy)
+            chosen = asg.choose(real, gold, turn)
+            if chosen is None:
+                return None
+            cur = conn.execute(
+                """INSERT INTO assignments (task_id, annotator_id, item_id, content_key, batch_id, role, swapped,
+                                            guideline_version, served_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (new_task_id(), annotator.id, chosen.item_id, chosen.content_key, real.batch_id, role,
+                 secrets.randbelow(2), version, now),
+            )
+            conn.execute("UPDATE items SET n_taken = n_taken + 1 WHERE id = ?", (chosen.item_id,))
+            conn.execute("UPDATE annotators SET n_served = n_served + 1 WHERE id = ?", (annotator.id,))
+            return _load_task(conn, cur.lastrowid)
+
+    def answer(
+        self, annotator: Annotator, task_id: str, label: str, dimensions: dict[str, Any] | None = None
+    ) -> Receipt:
+        """Store an answer given in the annotator's view; the server maps it to the pair's order.
+
+        Time on task is the server's: from serving to this call. Gold answers are checked here and
+        a failing annotator is flagged in the same transaction; an answer to a gold key of another
+        guideline version than the task's is stored unscored (package docstring).
+        """
+        if not isinstance(label, str) or label not in CODE:
+            raise FieldError("label", f"{label!r} is not on the scale {', '.join(SCALE)}")
+        now = self._clock()
+        with self._write() as conn:
+            row = _own_open_task(conn, annotator, task_id)
+            assignment_id, status, swapped, batch_id, gold_label, gold_version, task_version = row
+            rubric, scale = _batch_rubric(conn, batch_id)
+            dims_shown = asg.validate_dimensions(dimensions, rubric, scale)
+            pair_label = asg.label_to_pair(label, bool(swapped))
+            dims = asg.dimensions_to_pair(dims_shown, bool(swapped))
+            comparable = gold_label is not None and gold_version == task_version
+            correct = int(is_correct(pair_label, gold_label, self.gold_policy)) if comparable else None
+            conn.execute(
+                """UPDATE assignments SET status = 'answered', answered_at = ?, label = ?, label_shown = ?,
+                     dimensions = ?, gold_correct = ? WHERE id = ?""",
+                (now, pair_label, label, asg.dumps_dimensions(dims), correct, assignment_id),
+            )
+            conn.execute("UPDATE items SET n_taken = n_taken + ? WHERE id = (SELECT item_id FROM assignments WHERE id = ?)",
+                         (int(status == "expired"), assignment_id))
+            answered, skipped, answers, right, flagged = conn.execute(
+                """UPDATE annotators SET n_answered = n_answered + 1,
+                     gold_window_answers = gold_window_answers + ?, gold_window_correct = gold_window_correct + ?
+                   WHERE id = ?
+                   RETURNING n_answered, n_skipped, gold_window_answers, gold_window_correct, flagged""",
+                (int(correct is not None), correct or 0, annotator.id),
+            ).fetchone()
+            reason = None if flagged else flag_reason(answers, right, self.gold_policy)
+            if reason is not None:
+                conn.execute(
+                    "UPDATE annotators SET flagged = 1, flag_reason = ?, flagged_at = ? WHERE id = ?",
+                    (reason, now, annotator.id),
+                )
+        return Receipt(task_id, "answered", answered, skipped)
+
+    def skip(self, annotator: Annotator, task_id: str, reason: str) -> Receipt:
+        """Skip a task with a reason; the item goes back to others, never to this annotator."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise FieldError("reason", "a skip needs a reason")
+        now = self._clock()
+        with self._write() as conn:
+            assignment_id, status = _own_open_task(conn, annotator, task_id)[:2]
+            conn.execute(
+                "UPDATE assignments SET status = 'skipped', answered_at = ?, skip_reason = ? WHERE id = ?",
+                (now, reason.strip()[:500], assignment_id),
+            )
+            conn.execute("UPDATE items SET n_taken = n_taken - ? WHERE id = (SELECT item_id FROM assignments WHERE id = ?)",
+                         (int(status == "pending"), assignment_id))
+            answered, skipped = conn.execute(
+                "UPDATE annotators SET n_skipped = n_skipped + 1 WHERE id = ? RETURNING n_answered, n_skipped",
+                (annotator.id,),
+            ).fetchone()
+        return Receipt(task_id, "skipped", answered, skipped)
+
+    def progress(self, annotator: Annotator) -> dict[str, Any]:
+        """What the annotator may see about themselves: counts and whether they are paused.
+
+        No count of the work left: how it moves as tasks are served and answered would show
+        which tasks were gold (gold is extra work, so real work left would drop for every task
+        but the gold ones).
+        """
+        with self._read() as conn:
+            name, role, flagged, answered, skipped = conn.execute(
+                "SELECT name, role, flagged, n_answered, n_skipped FROM annotators WHERE id = ?", (annotator.id,)
+            ).fetchone()
+            pending = conn.execute(
+                "SELECT count(*) FROM assignments WHERE annotator_id = ? AND status = 'pending'", (annotator.id,)
+            ).fetchone()[0]
+        return {
+            "name": name,
+            "role": role,
+            "flagged": bool(flagged),
+            "answered": answered,
+            "skipped": skipped,
+            "in_progress": pending,
+        }
+
+    def _sweep_expired(self, conn: sqlite3.Connection, now: float) -> None:
+        """Release leases of tasks served long ago and never answered, at most once a minute."""
+        if now - self._last_sweep < SWEEP_EVERY_S:
+            return
+        self._last_sweep = now
+        cutoff = now - self.lease_s
+        conn.execute(
+            """UPDATE items SET n_taken = n_taken - (
+                   SELECT count(*) FROM assignments a
+                   WHERE a.item_id = items.id AND a.status = 'pending' AND a.served_at < ?)
+               WHERE id IN (SELECT item_id FROM assignments WHERE status = 'pending' AND served_at < ?)""",
+            (cutoff, cutoff),
+        )
+        conn.execute("UPDATE assignments SET status = 'expired' WHERE status = 'pending' AND served_at < ?", (cutoff,))
+
+
+def _load_task(conn: sqlite3.Connection, assignment_id: int) -> Task:
+    task_id, swapped, version, prompt, a, b, rubric, scale = conn.execute(
+        """SELECT a.task_id, a.swapped, a.guideline_version, i.prompt, i.response_a, i.response_b,
+                  b.rubric, b.dimension_scale
+           FROM assignments a JOIN items i ON i.id = a.item_id JOIN batches b ON b.batch_id = a.batch_id
+           WHERE a.id = ?""",
+        (assignment_id,),
+    ).fetchone()
+    lo, hi = json.loads(scale)
+    shown = [{**dim, "scale": [lo, hi]} for dim in json.loads(rubric)]
+    left, right = (b, a) if swapped else (a, b)
+    return Task(task_id, prompt, left, right, shown, version)
+
+
+def _own_open_task(conn: sqlite3.Connection, annotator: Annotator, task_id: str) -> tuple:
+    """(assignment id, status, swapped, batch id, gold label, gold key version, task version) of the
+    annotator's unanswered task."""
+    row = conn.execute(
+        """SELECT a.id, a.status, a.swapped, a.batch_id, i.gold_label, i.gold_version, a.guideline_version, a.annotator_id
+           FROM assignments a JOIN items i ON i.id = a.item_id WHERE a.task_id = ?""",
+        (task_id,),
+    ).fetchone()
+    if row is None or row[7] != annotator.id:
+        raise TaskNotFound(f"task {task_id!r}: no such task for {annotator.name!r}")
+    if row[1] in ("answered", "skipped"):
+        raise AlreadyAnswered(f"task {task_id!r}: already {row[1]}; the first answer stands")
+    return row[:7]
+
+
+def _batch_rubric(conn: sqlite3.Connection, batch_id: str) -> tuple[list[dict[str, Any]], tuple[int, int]]:
+    rubric, scale = conn.execute("SELECT rubric, dimension_scale FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+    lo, hi = json.loads(scale)
+    return json.loads(rubric), (int(lo), int(hi))

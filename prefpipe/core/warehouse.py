@@ -1,0 +1,102 @@
+"""Reading the DuckDB warehouse: short read-only connections that wait out a writer's lock, and
+the rows of a table (or one batch's) as frames with the schema's columns when a table is missing.
+
+The I/O manager that writes it is a Dagster resource (prefpipe.defs.warehouse_io); everything
+outside a run's own inputs and outputs reads through here (CLI commands, checks, reports).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+from prefpipe.core import schemas, settings
+
+
+SCHEMA = settings.WAREHOUSE_SCHEMA
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+_wait_for_lock = retry(
+    retry=retry_if_exception_type(duckdb.IOException),
+    wait=wait_exponential_jitter(multiplier=0.1, max=5),
+    stop=stop_after_delay(120),
+    reraise=True,
+)
+"""Another process may hold the write lock for a moment (a run of another batch): wait, up to 2 min."""
+
+
+@_wait_for_lock
+def _connect_read_only(database: str) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(database=database, read_only=True)
+
+
+@_wait_for_lock
+def connect_for_write(database: str, config: dict) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(database=database, read_only=False, config=config)
+
+
+@contextmanager
+def read_only(database: str | Path | None = None) -> Iterator[duckdb.DuckDBPyConnection | None]:
+    """A short read-only connection to the warehouse, or None when there is no warehouse yet.
+
+    A run may hold DuckDB's write lock for a moment: wait for it (_wait_for_lock) instead of failing.
+    Every reader outside the I/O manager (CLI commands, checks, assets reading other batches) uses it."""
+    path = Path(database or settings.warehouse_path())
+    if not path.is_file():
+        yield None
+        return
+    con = _connect_read_only(str(path))
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def present_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Names of the tables the warehouse holds (a table is created by its asset's first run)."""
+    rows = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [SCHEMA]).fetchall()
+    return {r[0] for r in rows}
+
+
+def read_tables(tables: Sequence[str], *, batch_id: str | None = None, database: str | Path | None = None) -> dict[str, pd.DataFrame]:
+    """Rows of several warehouse tables (optionally one batch's) in one short read-only connection; a
+    table not written yet, or no warehouse at all, reads as an empty frame with its schema's columns."""
+    out = {table: schemas.empty({"batch_id": "string", **schemas.TABLES[table]}) for table in tables}
+    with read_only(database) as con:
+        if con is None:
+            return out
+        present = present_tables(con)
+        where, params = ("WHERE batch_id = ?", [batch_id]) if batch_id is not None else ("", [])
+        for table in tables:
+            if table in present:
+                out[table] = con.execute(f"SELECT * FROM {SCHEMA}.{quote(table)} {where}", params).fetchdf()
+    return out
+
+
+def read_table(table: str, *, batch_id: str | None = None, database: str | Path | None = None) -> pd.DataFrame:
+    """Read one warehouse table (optionally one batch) in a short read-only connection."""
+    return read_tables((table,), batch_id=batch_id, database=database)[table]
+
+
+def row_counts(batch_ids: list[str], *, database: str | Path | None = None) -> pd.DataFrame:
+    """Rows per warehouse table for the given batches (a table x batch grid)."""
+    rows = []
+    with read_only(database) as con:
+        if con is None:
+            return pd.DataFrame()
+        present = present_tables(con)
+        for table in schemas.TABLES:
+            if table not in present or table == "guidelines":
+                continue
+            got = dict(con.execute(f"SELECT batch_id, count(*) FROM {SCHEMA}.{quote(table)} GROUP BY batch_id").fetchall())
+            rows.append({"table": table, **{b: int(got.get(b, 0)) for b in batch_ids}})
+    return pd.DataFrame(rows).set_index("table") if rows else pd.DataFrame()

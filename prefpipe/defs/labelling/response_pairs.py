@@ -1,0 +1,79 @@
+"""The `response_pairs` asset (with `generation_calls`): two responses per prompt."""
+
+import json
+
+import dagster as dg
+import pandas as pd
+
+from prefpipe.core import schemas
+from prefpipe.defs.common import drop_batch, history_reward_model, md_table, user_errors, with_batch, with_llm_calls
+from prefpipe.defs.partitions import batches
+from prefpipe.defs.resources import LLMResource, WarehouseReader
+from prefpipe.defs.run_config import dagster_config, from_run_config
+from prefpipe.generation.config import GenerationConfig
+from prefpipe.generation.pairs import generate_pairs
+
+GenerationRunConfig = dagster_config(GenerationConfig, "GenerationRunConfig")
+"""The run config of response_pairs: prefpipe.generation.config.GenerationConfig's fields."""
+
+
+@dg.multi_asset(
+    outs=with_llm_calls(
+        "response_pairs", "generation_calls",
+        "Every model call made to generate the batch's responses: model, tokens in and out, latency, whether the "
+        "cache answered, and its price from the price table (cached calls cost nothing).",
+    ),
+    partitions_def=batches,
+)
+@user_errors
+def response_pairs(
+    context: dg.AssetExecutionContext, config: GenerationRunConfig, prompts: pd.DataFrame, llm: LLMResource, warehouse_reader: WarehouseReader
+):
+    """Two responses per prompt, A and B. With `existing` (the default) they are the candidate
+    responses given in prompts.jsonl, in the file's order, so imported labels line up; the other
+    strategies ask a model through the OpenAI-compatible endpoint: two different models, one model
+    at two temperatures, best-of-n (best vs worst by a scorer: the judge, or `reward_model`, the
+    Bradley-Terry model trained on earlier batches' final labels) or rejection sampling. Pairs whose
+    responses are empty or near-identical are kept in the table with the reason, and dropped from
+    judging and labelling when the strategy generated them. The strategy and its parameters are
+    stored on every pair; `generation_calls` holds every model call with its tokens and price."""
+    batch_id = context.partition_key
+    cfg: GenerationConfig = from_run_config(config, GenerationConfig)
+    frame = drop_batch(prompts)
+    if cfg.strategy == "existing":
+        n_candidates = frame["candidates"].map(lambda s: len(json.loads(s)))
+        if not (n_candidates >= 2).any():
+            raise dg.Failure(
+                f"batch {batch_id!r}: no prompt in prompts.jsonl has two candidate responses (field 'responses'), so the "
+                "'existing' strategy has nothing to pair; add responses, or choose a generation strategy in the run config"
+            )
+        result = generate_pairs(frame, cfg)
+    else:
+        scorer = None
+        if cfg.strategy in ("best_of_n", "rejection_sampling") and cfg.scorer == "reward_model":
+            model = history_reward_model(warehouse_reader, batch_id)
+            if model is None:
+                raise dg.Failure(
+                    "response_pairs config: field 'scorer': 'reward_model' needs a reward model, and the warehouse holds too few "
+                    "directional final labels to train one; use scorer 'judge' until earlier batches are labelled"
+                )
+            scorer = model.score
+        result = generate_pairs(frame, cfg, llm.get_client(), scorer=scorer)
+    pairs = result.pairs
+    dropped = pairs[pairs["dropped"].fillna(False)]
+    yield dg.Output(
+        with_batch(pairs, schemas.RESPONSE_PAIRS, batch_id, table="response_pairs"),
+        output_name="response_pairs",
+        metadata={
+            "pairs": len(pairs),
+            "dropped": len(dropped),
+            "strategy": cfg.strategy,
+            "drop_reasons": md_table(dropped.groupby("drop_reason").size().rename("pairs").reset_index()) if len(dropped) else "none",
+        },
+    )
+    usage = result.usage
+    yield dg.Output(
+        with_batch(usage, schemas.LLM_CALLS, batch_id, table="generation_calls"),
+        output_name="generation_calls",
+        metadata={"calls": len(usage), "cost_usd": float(usage["cost_usd"].sum()) if len(usage) else 0.0},
+    )

@@ -1,0 +1,121 @@
+"""The `final_labels` asset: one label per pair; and its check of label drift against the other
+batches."""
+
+from typing import Literal
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pydantic
+
+from prefpipe import quality
+from prefpipe.core import schemas
+from prefpipe.core.final_labels import combine_final_labels
+from prefpipe.core.labels import SCALE
+from prefpipe.core.settings import WAREHOUSE_SCHEMA
+from prefpipe.defs.common import BATCH_ASSET, WARN, batch_check, check_md, check_threshold, drop_batch, md_image, user_errors, with_batch
+from prefpipe.defs.labelling.routing import primary_labels
+from prefpipe.defs.resources import GuidelinesFolder, RoutingSettings, WarehouseReader
+from prefpipe.reports.plots import label_distribution_plot
+
+
+class FinalLabelsConfig(dg.Config):
+    method: Literal["majority", "weighted", "dawid_skene"] = pydantic.Field(
+        "majority", description="How people's labels become one: majority vote, reliability-weighted vote, or Dawid-Skene (EM over per-annotator confusion matrices)."
+    )
+
+
+def aggregate(people: pd.DataFrame, method: str, reliability: pd.DataFrame) -> pd.DataFrame:
+    """One label per pair from the people's labels, by the chosen method."""
+    if people.empty:
+        return pd.DataFrame({"pair_id": pd.Series(dtype="string"), "label": pd.Series(dtype="string"), "confidence": pd.Series(dtype="float64"), "n_labels": pd.Series(dtype="Int64"), "method": pd.Series(dtype="string")})
+    if method == "majority":
+        out = quality.majority_vote(people, categories=SCALE)
+    elif method == "weighted":
+        weights = reliability.set_index("annotator_id")["composite"].fillna(0.0)
+        out = quality.weighted_vote(people, weights, categories=SCALE)
+    else:
+        out = quality.dawid_skene(people, categories=SCALE)
+    return out.assign(method=method)
+
+
+@dg.asset(**BATCH_ASSET, group_name="quality")
+@user_errors
+def final_labels(
+    context: dg.AssetExecutionContext, config: FinalLabelsConfig, filtered_annotations: pd.DataFrame,
+    annotator_reliability: pd.DataFrame, routing: pd.DataFrame, ai_labels: pd.DataFrame, routing_settings: RoutingSettings,
+) -> pd.DataFrame:
+    """One label per pair: an expert's answer is final; else the people's label, aggregated by
+    majority vote, reliability-weighted vote or Dawid-Skene (run config `method`); else the AI label
+    where it stands. A pair with none of these gets no label: nothing is invented."""
+    batch_id = context.partition_key
+    kept = drop_batch(filtered_annotations)
+    people, experts = kept[kept["role"] == "annotator"], kept[kept["role"] == "expert"]
+    human_final = aggregate(people, config.method, drop_batch(annotator_reliability))
+    ai = primary_labels(drop_batch(ai_labels), routing_settings.primary_judge)
+    final = combine_final_labels(drop_batch(routing), ai, human_final, experts, human_annotations=people)
+    context.add_output_metadata(
+        {
+            "final_labels": len(final),
+            "method": config.method,
+            "by_source": dg.MetadataValue.json(final["source"].value_counts().to_dict()),
+            "label_distribution": dg.MetadataValue.json(final["label"].value_counts().reindex(SCALE, fill_value=0).to_dict()),
+            "label_distribution_plot": md_image(label_distribution_plot({"final": final["label"], "people": people["label"], "AI": ai["label"]}), "label distribution"),
+            "mean_confidence": float(final["confidence"].mean()) if len(final) else float("nan"),
+        }
+    )
+    return with_batch(final, schemas.FINAL_LABELS, batch_id, table="final_labels")
+
+
+def label_counts(labels: pd.Series) -> pd.Series:
+    return labels.dropna().astype(str).value_counts().reindex(SCALE, fill_value=0)
+
+
+def drift_result(batch_labels: pd.Series, others: pd.Series, n_other_batches: int, max_tvd: float) -> dg.AssetCheckResult:
+    """Total variation distance between this batch's final-label distribution and the pooled
+    distribution of the other batches, at most `max_tvd` (WARN above). TVD is the share of labels
+    that would have to change to match: an effect size, where a chi-square p-value (in the
+    metadata) flags tiny differences once batches are large."""
+    from scipy.stats import chi2_contingency
+
+    mine, pooled = label_counts(batch_labels), others.reindex(SCALE, fill_value=0).astype(int)
+    base = {"max_label_drift_tvd": max_tvd, "labels": int(mine.sum()), "other_batches": n_other_batches, "other_labels": int(pooled.sum())}
+    if mine.sum() == 0:
+        return dg.AssetCheckResult(passed=True, severity=WARN, metadata={**base, "note": "no final labels in this batch"})
+    if pooled.sum() == 0:
+        return dg.AssetCheckResult(passed=True, severity=WARN, metadata={**base, "note": "no previous batch to compare with"})
+    p, q = mine / mine.sum(), pooled / pooled.sum()
+    tvd = float(0.5 * (p - q).abs().sum())
+    used = (mine + pooled) > 0
+    chi2, pvalue, dof, _ = chi2_contingency(np.vstack([mine[used], pooled[used]])) if used.sum() > 1 else (0.0, 1.0, 0, None)
+    table = pd.DataFrame({"label": SCALE, "this_batch": p.to_numpy(), "other_batches": q.to_numpy(), "n_this": mine.to_numpy(), "n_other": pooled.to_numpy()})
+    return dg.AssetCheckResult(
+        passed=bool(tvd <= max_tvd), severity=WARN,
+        metadata={**base, "total_variation_distance": tvd, "chi_square": float(chi2), "chi_square_p_value": float(pvalue),
+                  "chi_square_dof": int(dof), "distribution": check_md(table)},
+    )
+
+
+def other_batches_labels(batch_id: str, database: str) -> tuple[pd.Series, int]:
+    """Final labels per scale point over every other batch in the warehouse, and how many batches."""
+    from prefpipe.core.warehouse import present_tables, read_only
+
+    with read_only(database) as con:
+        if con is None or "final_labels" not in present_tables(con):
+            return pd.Series(dtype="int64"), 0
+        where = f"FROM {WAREHOUSE_SCHEMA}.final_labels WHERE batch_id <> ? AND label IS NOT NULL"
+        rows = con.execute(f"SELECT label, count(*) {where} GROUP BY label", [batch_id]).fetchall()
+        n_batches = con.execute(f"SELECT count(DISTINCT batch_id) {where}", [batch_id]).fetchone()[0]
+    return pd.Series({str(label): int(n) for label, n in rows}, dtype="int64"), int(n_batches)
+
+
+@batch_check("final_labels")
+def label_distribution_stable(
+    context: dg.AssetCheckExecutionContext, final_labels: pd.DataFrame, warehouse_reader: WarehouseReader, guidelines_folder: GuidelinesFolder
+) -> dg.AssetCheckResult:
+    """The batch's final-label distribution is close to the other batches' pooled distribution:
+    total variation distance at most `max_label_drift_tvd` (default 0.15). Drift (WARN) can be a
+    new prompt mix, a different pair strategy or model, or a changed guideline; compare the
+    distributions in the metadata before training on it. Passes with a note for the first batch."""
+    others, n = other_batches_labels(context.partition_key, warehouse_reader.database)
+    return drift_result(final_labels["label"], others, n, check_threshold(guidelines_folder.load(), "max_label_drift_tvd"))

@@ -1,0 +1,170 @@
+"""Every store and client an asset opens, as a Dagster resource, so tests inject them
+(`dg.materialize(..., resources=...)`) and a team swaps a backend without touching an asset.
+
+- `warehouse`: the DuckDB I/O manager that stores every per-batch table (prefpipe.defs.warehouse_io);
+- `warehouse_reader`: short read-only reads of the same warehouse (other batches, history);
+- `annotation_store`: the annotation app's operational store (SQLite in WAL mode);
+- `batch_folders`: the batch input folders (prompts.jsonl, batch.json, imported labels, gold);
+- `guidelines_folder`: the team's guidelines and rubric;
+- `routing_settings`: the routing rules and labels per pair that routing, the queue and final labels share;
+- `publish_folders`: where published datasets and HTML reports go;
+- `llm`: an OpenAI-compatible endpoint with cache, retries, rate limits and a price table.
+
+`build_resources()` binds them all to one data folder (PREFPIPE_DATA_DIR by default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import dagster as dg
+import pandas as pd
+import pydantic
+
+from prefpipe.core import settings
+from prefpipe.core.batches import BatchConfig, list_batches, load_batch_config, open_batches
+from prefpipe.core.guidelines import Guidelines, load_guidelines
+from prefpipe.core.routing import BUDGET_STRATEGIES, DEFAULT_BUDGET_STRATEGY, RoutingConfig
+from prefpipe.core.warehouse import read_tables
+from prefpipe.defs.run_config import dagster_config
+from prefpipe.defs.warehouse_io import WarehouseIOManager
+from prefpipe.llm.client import LLMClient, LLMSettings
+
+if TYPE_CHECKING:
+    from prefpipe.annotate.store import AnnotationStore
+
+
+class WarehouseReader(dg.ConfigurableResource):
+    """Read-only access to the warehouse beyond an asset's own inputs: other batches' rows (label
+    drift, a reward model trained on history). Each read is one short connection that waits out a
+    writer's lock."""
+
+    database: str = pydantic.Field(description="The DuckDB warehouse file.")
+
+    def read_tables(self, tables: tuple[str, ...], *, batch_id: str | None = None) -> dict[str, pd.DataFrame]:
+        return read_tables(tables, batch_id=batch_id, database=self.database)
+
+
+class AnnotationStoreResource(dg.ConfigurableResource):
+    """The annotation app's store: the queue people label from, gold keys, and their answers."""
+
+    path: str = pydantic.Field(description="The SQLite file shared with `prefpipe annotate serve`.")
+
+    def exists(self) -> bool:
+        return Path(self.path).exists()
+
+    @contextmanager
+    def open(self) -> Iterator[AnnotationStore]:
+        """One connection for the caller's short transactions, closed when the block ends."""
+        from prefpipe.annotate.store import AnnotationStore
+
+        with AnnotationStore(self.path) as store:
+            yield store
+
+
+class BatchFolders(dg.ConfigurableResource):
+    """The batch folders under data/batches/: one folder per batch, its name the partition key."""
+
+    root: str = pydantic.Field(description="The folder holding one sub-folder per batch.")
+
+    def folder(self, batch_id: str) -> Path:
+        return Path(self.root) / batch_id
+
+    def config(self, batch_id: str) -> BatchConfig:
+        """The batch's batch.json settings (defaults when there is none)."""
+        return load_batch_config(self.folder(batch_id))
+
+    def batch_ids(self) -> list[str]:
+        return list_batches(Path(self.root))
+
+    def open_batch_ids(self) -> list[str]:
+        return open_batches(Path(self.root))
+
+
+class GuidelinesFolder(dg.ConfigurableResource):
+    """The team's guidelines.md and rubric.json; their content hash is the guideline version."""
+
+    folder: str = pydantic.Field(description="The folder holding guidelines.md and rubric.json.")
+
+    def load(self) -> Guidelines:
+        return load_guidelines(Path(self.folder))
+
+
+class PublishFolders(dg.ConfigurableResource):
+    """Where the files people take away are written."""
+
+    exports: str = pydantic.Field(description="Published datasets: <exports>/<batch>/train.parquet, train.jsonl, README.md.")
+    reports: str = pydantic.Field(description="HTML reports: <reports>/<batch>.html.")
+
+
+class RoutingSettings(dg.ConfigurableResource):
+    """How a batch's pairs are routed and how many labels people give: one configuration that
+    `routing`, `human_queue` and `final_labels` all read in a run, so the budget, the queue and the
+    final labels can never disagree. Set it in the launchpad under `resources: routing_settings`."""
+
+    accept_confidence: Optional[float] = pydantic.Field(None, description="Accept AI labels at this confidence or more (default: the rubric's ai_confidence_accept, 0.75).")
+    spot_check_rate: Optional[float] = pydantic.Field(None, description="Share of accepted AI labels sent to a person anyway (default: the rubric's spot_check_rate, 0.05).")
+    seed: int = pydantic.Field(0, description="Seed of the spot-check draw.")
+    require_consistent: bool = pydantic.Field(True, description="Accept only verdicts consistent in both orders.")
+    labels_per_pair: int = pydantic.Field(3, description="Human labels wanted per pair routed to people (experts give one).")
+    budget_strategy: str = pydantic.Field(DEFAULT_BUDGET_STRATEGY, description=f"Active-learning strategy that spends a human budget: {', '.join(BUDGET_STRATEGIES)}.")
+    primary_judge: Optional[str] = pydantic.Field(None, description="Judge whose verdicts are routed and stand where accepted (default: the first in ai_labels).")
+
+    def rules(self, guidelines: Guidelines, human_budget: int | None) -> RoutingConfig:
+        """The routing rules for one batch: thresholds not set here come from the rubric."""
+        return RoutingConfig(
+            accept_confidence=self.accept_confidence if self.accept_confidence is not None else guidelines.threshold("ai_confidence_accept", 0.75),
+            spot_check_rate=self.spot_check_rate if self.spot_check_rate is not None else guidelines.threshold("spot_check_rate", 0.05),
+            seed=self.seed,
+            require_consistent=self.require_consistent,
+            human_budget=human_budget,
+            labels_per_pair=self.labels_per_pair,
+            budget_strategy=self.budget_strategy,
+        )
+
+
+_LLMFields = dagster_config(LLMSettings, "LLMResourceFields", base=dg.ConfigurableResource)
+"""LLMSettings' fields and descriptions, once: the resource never re-declares them."""
+
+
+class LLMResource(_LLMFields):
+    """An OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp) with cache, retries,
+    rate limits and a price table. Unset base_url / api_key: $OPENAI_BASE_URL / $OPENAI_API_KEY.
+
+    The client is opened on first use in a step and closed when the step's resources are torn
+    down, so assets never manage its lifetime. Outside Dagster, `LLMResource(...).get_client()`
+    returns a client the caller closes."""
+
+    _client: LLMClient | None = pydantic.PrivateAttr(default=None)
+
+    def settings(self) -> LLMSettings:
+        return LLMSettings(**{name: getattr(self, name) for name in LLMSettings.model_fields})
+
+    def get_client(self) -> LLMClient:
+        if self._client is None:
+            self._client = LLMClient(self.settings())
+        return self._client
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def build_resources(data_dir: Path | None = None) -> dict[str, object]:
+    """Every resource bound to one data folder (default: PREFPIPE_DATA_DIR, else ./data)."""
+    root = Path(data_dir).resolve() if data_dir is not None else settings.data_dir()
+    warehouse = str(root / settings.WAREHOUSE_FILE)
+    return {
+        "warehouse": WarehouseIOManager(database=warehouse, schema=settings.WAREHOUSE_SCHEMA),
+        "warehouse_reader": WarehouseReader(database=warehouse),
+        "annotation_store": AnnotationStoreResource(path=str(root / settings.ANNOTATION_STORE_FILE)),
+        "batch_folders": BatchFolders(root=str(root / "batches")),
+        "guidelines_folder": GuidelinesFolder(folder=str(root / "guidelines")),
+        "publish_folders": PublishFolders(exports=str(root / "exports"), reports=str(root / "reports")),
+        "routing_settings": RoutingSettings(),
+        "llm": LLMResource(),
+    }

@@ -1,0 +1,99 @@
+"""The DuckDB warehouse I/O manager: Dagster's DuckDB pandas I/O manager, made atomic.
+
+The stock manager deletes a partition's rows and inserts the new ones in two autocommitted
+statements, skips the write (and so never creates the table) for an empty frame, and inserts by
+column position. Here the delete and insert of one partition are one transaction (a failed write
+leaves the batch's previous rows in place), an empty frame still creates its table so downstream
+stages can read "no rows", columns are inserted by name, and a column added in a newer prefpipe is
+added to an existing table instead of failing. A table not written yet reads as an empty frame
+with the columns of prefpipe.core.schemas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import contextmanager
+
+import duckdb
+import pandas as pd
+from dagster import InputContext, OutputContext
+from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
+from dagster_duckdb.io_manager import DuckDbClient
+from dagster_duckdb_pandas import DuckDBPandasIOManager
+from dagster_duckdb_pandas.duckdb_pandas_type_handler import DuckDBPandasTypeHandler
+
+from prefpipe.core import schemas
+from prefpipe.core.warehouse import connect_for_write, quote
+
+
+class _AtomicDuckDbClient(DuckDbClient):
+    """Leaves the delete to the type handler, which does it inside the write's transaction, and
+    closes the connection even when the write fails (the stock client leaks it, holding the lock)."""
+
+    @staticmethod
+    def delete_table_slice(context: OutputContext, table_slice: TableSlice, connection) -> None:
+        return None
+
+    @staticmethod
+    @contextmanager
+    def connect(context, table_slice):
+        config = {"custom_user_agent": "prefpipe", **context.resource_config["connection_config"]}
+        conn = connect_for_write(context.resource_config["database"], config)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+class AtomicPandasTypeHandler(DuckDBPandasTypeHandler):
+    def handle_output(self, context: OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection):
+        table = f"{quote(table_slice.schema)}.{quote(table_slice.table)}"
+        connection.register("prefpipe_obj", obj)
+        try:
+            connection.execute("BEGIN TRANSACTION")
+            connection.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM prefpipe_obj LIMIT 0")
+            existing = {row[0] for row in connection.execute(f"DESCRIBE {table}").fetchall()}
+            described = connection.execute("DESCRIBE SELECT * FROM prefpipe_obj").fetchall()
+            for name, sql_type, *_ in described:
+                if name not in existing:
+                    connection.execute(f"ALTER TABLE {table} ADD COLUMN {quote(name)} {sql_type}")
+            DuckDbClient.delete_table_slice(context, table_slice, connection)
+            connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM prefpipe_obj")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        finally:
+            connection.unregister("prefpipe_obj")
+        key = "dagster/partition_row_count" if context.has_partition_key else "dagster/row_count"
+        context.add_output_metadata({key: int(obj.shape[0])})
+
+    def load_input(self, context: InputContext, table_slice: TableSlice, connection) -> pd.DataFrame:
+        try:
+            return super().load_input(context, table_slice, connection)
+        except duckdb.CatalogException:
+            columns = schemas.TABLES.get(table_slice.table)
+            if columns is None:
+                raise
+            frame = schemas.empty(columns)
+            if table_slice.partition_dimensions:
+                frame.insert(0, "batch_id", pd.Series(dtype="string"))
+            return frame
+
+
+class WarehouseIOManager(DuckDBPandasIOManager):
+    """DuckDB pandas I/O manager with atomic partition replacement (see the module docstring)."""
+
+    @staticmethod
+    def type_handlers() -> Sequence[DbTypeHandler]:
+        return [AtomicPandasTypeHandler()]
+
+    def create_io_manager(self, context) -> DbIOManager:
+        return DbIOManager(
+            db_client=_AtomicDuckDbClient(),
+            database=self.database,
+            schema=self.schema_,
+            type_handlers=self.type_handlers(),
+            default_load_type=self.default_load_type(),
+            io_manager_name="WarehouseIOManager",
+        )

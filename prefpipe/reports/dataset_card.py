@@ -1,0 +1,106 @@
+"""The dataset card shipped next to the exported files: how the data was made and how much to trust it.
+
+A reader of a preference dataset needs to know where the labels came from (people, an AI judge,
+experts), under which guidelines, how well the annotators agreed, and what was left out. The card
+is markdown with a Hugging Face YAML header, so it doubles as the README of a Hub dataset repo.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import pandas as pd
+
+from prefpipe.core import schemas
+from prefpipe.reports.markdown import table_md
+
+AGREEMENT_COLUMNS = list(schemas.AGREEMENT_REPORT)
+
+
+def _counts_md(series: pd.Series, header: str) -> str:
+    counts = series.fillna("(unknown)").value_counts().rename_axis(header).reset_index(name="rows")
+    counts["share"] = counts["rows"] / max(int(counts["rows"].sum()), 1)
+    return table_md(counts, floatfmt=".1%")
+
+
+def dataset_card(
+    trl: pd.DataFrame,
+    *,
+    files: Sequence[str] = ("train.parquet", "train.jsonl"),
+    agreement_report: pd.DataFrame | None = None,
+    title: str = "prefpipe preference dataset",
+    license: str | None = None,
+    generated_at: dt.datetime | None = None,
+) -> str:
+    """Markdown card for an exported TRL frame (prefpipe.exports.trl.to_trl output).
+
+    `agreement_report` rows (schemas.AGREEMENT_REPORT, optionally with batch_id) give the
+    agreement figures; batch-level metrics are shown, annotator-pair rows are summarised by count.
+    `license` is written to the YAML header only when given: a licence is never guessed.
+    """
+    generated_at = generated_at or dt.datetime.now(dt.timezone.utc)
+    parquet = next((f for f in files if f.endswith(".parquet")), files[0])
+    header = ["---"]
+    if license:
+        header.append(f"license: {license}")
+    header += [
+        "tags:",
+        "- preference",
+        "- rlhf",
+        "- dpo",
+        "- prefpipe",
+        "configs:",
+        "- config_name: default",
+        "  data_files:",
+        "  - split: train",
+        f"    path: {parquet}",
+        "---",
+    ]
+    n = len(trl)
+    margin = pd.to_numeric(trl.get("margin"), errors="coerce") if n else pd.Series(dtype="float64")
+    batches = sorted(trl["batch_id"].dropna().astype(str).unique()) if "batch_id" in trl else []
+    parts = [
+        "\n".join(header),
+        f"# {title}",
+        f"{n:,} preference pairs from batch(es) {', '.join(batches) or '(unknown)'}, "
+        f"exported by prefpipe on {generated_at:%Y-%m-%d %H:%M} UTC. Files: {', '.join(f'`{f}`' for f in files)}.",
+        "## How it was made",
+        "Prompts were paired with two responses each. An LLM judge labelled every pair in both orders; "
+        "confident, order-consistent verdicts were accepted (a sample of them spot-checked by people), "
+        "the rest went to human annotators, and spot-check disagreements to experts. Annotators were "
+        "checked against hidden gold questions and weighted by reliability; final labels come from "
+        "majority, reliability-weighted or Dawid-Skene aggregation. Each row's `label_source` says which.",
+        "Ties (A=B) carry no preference and are not included; neither are pairs the pipeline dropped.",
+        "## Columns",
+        "- `prompt`, `chosen`, `rejected`: TRL's standard preference format (completions without the prompt).\n"
+        "- `margin`: label strength (2 for A>>B or B>>A, 1 for A>B or B>A) times the final label's "
+        "confidence, from 0 to 2; RewardTrainer subtracts it from the reward gap. "
+        f"{int(margin.isna().sum())} row(s) have no margin.\n"
+        "- `label`: the five-point label in the pair's original order (A = the response first shown).\n"
+        "- `label_source`, `batch_id`, `guideline_version`, `judge_prompt_version`: provenance.",
+        "## Label sources",
+        _counts_md(trl["label_source"], "label_source") if n else "_No rows._",
+        "## Guideline versions",
+        _counts_md(trl["guideline_version"], "guideline_version") if n else "_No rows._",
+    ]
+    if n:
+        parts += [
+            "## Margin",
+            f"mean {margin.mean():.3f}, median {margin.median():.3f}, min {margin.min():.3f}, max {margin.max():.3f}.",
+        ]
+    parts.append("## Agreement")
+    if agreement_report is None or agreement_report.empty:
+        parts.append("_No agreement figures were computed for this export._")
+    else:
+        columns = [c for c in (["batch_id"] + AGREEMENT_COLUMNS) if c in agreement_report.columns]
+        is_pair = agreement_report["scope"].astype(str).str.contains("|", regex=False)
+        overall = agreement_report.loc[~is_pair, columns]
+        parts.append(table_md(overall, floatfmt=".3f"))
+        if is_pair.any():
+            parts.append(f"Plus {int(is_pair.sum())} annotator-pair figure(s) in the batch reports.")
+        parts.append(
+            "Bands: 0.81-1.00 almost perfect; 0.61-0.80 substantial; 0.41-0.60 moderate; "
+            "0.21-0.40 fair; 0.00-0.20 slight."
+        )
+    return "\n\n".join(parts) + "\n"
