@@ -42,6 +42,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"no batch folder with a prompts.jsonl for {', '.join(missing)} under {settings.batches_dir()}", file=sys.stderr)
         return 2
     instance = dg.DagsterInstance.get()
+    from prefpipe.defs.run_health import fail_runs_whose_process_died, process_tags
+
+    for run_id in fail_runs_whose_process_died(instance):  # a killed run must not hold the queue or its half-written rows
+        print(f"marked run {run_id} failed: its process is gone (the warehouse puts back what it wrote)", file=sys.stderr)
     known = set(instance.get_dynamic_partitions(batches.name))
     instance.add_dynamic_partitions(batches.name, [b for b in wanted if b not in known])
     job = build_definitions().resolve_job_def("pipeline")  # bound to the data folder of this call
@@ -50,7 +54,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"running the pipeline on batch {batch_id!r} ...", flush=True)
         log_level = "INFO" if args.verbose else "CRITICAL"  # failures are printed below, without Dagster's traceback
         result = job.execute_in_process(
-            partition_key=batch_id, instance=instance, raise_on_error=False,
+            partition_key=batch_id, instance=instance, raise_on_error=False, tags=process_tags(),
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
         if not result.success:

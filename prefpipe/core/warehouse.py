@@ -7,6 +7,8 @@ outside a run's own inputs and outputs reads through here (CLI commands, checks,
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +18,7 @@ import pandas as pd
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from prefpipe.core import schemas, settings
+from prefpipe.errors import PrefpipeError
 
 
 SCHEMA = settings.WAREHOUSE_SCHEMA
@@ -25,30 +28,54 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-_wait_for_lock = retry(
-    retry=retry_if_exception_type(duckdb.IOException),
-    wait=wait_exponential_jitter(multiplier=0.1, max=5),
-    stop=stop_after_delay(120),
-    reraise=True,
-)
-"""Another process may hold the write lock for a moment (a run of another batch): wait, up to 2 min."""
+LOCK_WAIT_ENV = "PREFPIPE_WAREHOUSE_LOCK_WAIT_S"
+DEFAULT_LOCK_WAIT_S = 120.0
+"""Another process may hold the warehouse for a moment (a run of another batch writing, a reader):
+prefpipe waits for it this long (default 2 minutes) before failing with WarehouseLocked."""
 
 
-@_wait_for_lock
+class WarehouseLocked(PrefpipeError):
+    """Another process held the DuckDB warehouse for longer than prefpipe waits."""
+
+
+def lock_wait_s() -> float:
+    raw = os.environ.get(LOCK_WAIT_ENV)
+    return float(raw) if raw else DEFAULT_LOCK_WAIT_S
+
+
+def _connect(database: str, *, read_only: bool, config: dict | None = None) -> duckdb.DuckDBPyConnection:
+    """Connect, waiting out another process's lock with backoff; past the wait, say who holds it."""
+    wait = lock_wait_s()
+    attempt = retry(retry=retry_if_exception_type(duckdb.IOException), wait=wait_exponential_jitter(multiplier=0.1, max=5),
+                    stop=stop_after_delay(wait), reraise=True)
+    try:
+        return attempt(duckdb.connect)(database=database, read_only=read_only, config=config or {})
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        holder = re.search(r"PID (\d+)", str(exc))
+        who = f"process {holder.group(1)}" if holder else "another process"
+        raise WarehouseLocked(
+            f"{database}: the warehouse is held by {who} and was not released within {wait:.0f} s "
+            f"({'reading' if read_only else 'writing'} needs it{'' if read_only else ' alone'}). A DuckDB file takes one writer, "
+            "and a reader with the file open blocks the writer: close other DuckDB sessions on it (read with `prefpipe` "
+            f"commands, which wait, or copy the file), or wait longer with {LOCK_WAIT_ENV}."
+        ) from exc
+
+
 def _connect_read_only(database: str) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(database=database, read_only=True)
+    return _connect(database, read_only=True)
 
 
-@_wait_for_lock
 def connect_for_write(database: str, config: dict) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(database=database, read_only=False, config=config)
+    return _connect(database, read_only=False, config=config)
 
 
 @contextmanager
 def read_only(database: str | Path | None = None) -> Iterator[duckdb.DuckDBPyConnection | None]:
     """A short read-only connection to the warehouse, or None when there is no warehouse yet.
 
-    A run may hold DuckDB's write lock for a moment: wait for it (_wait_for_lock) instead of failing.
+    A run may hold DuckDB's write lock for a moment: wait for it (lock_wait_s) instead of failing.
     Every reader outside the I/O manager (CLI commands, checks, assets reading other batches) uses it."""
     path = Path(database or settings.warehouse_path())
     if not path.is_file():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -23,7 +24,11 @@ from dagster_duckdb_pandas import DuckDBPandasIOManager
 from dagster_duckdb_pandas.duckdb_pandas_type_handler import DuckDBPandasTypeHandler
 
 from prefpipe.core import schemas
+from prefpipe.core.run_undo import Slice, record_before_write, settle, unsettled_runs
 from prefpipe.core.warehouse import connect_for_write, quote
+
+FINISHED_OK = {"SUCCESS"}
+FINISHED_BAD = {"FAILURE", "CANCELED"}
 
 
 class _AtomicDuckDbClient(DuckDbClient):
@@ -48,9 +53,12 @@ class _AtomicDuckDbClient(DuckDbClient):
 class AtomicPandasTypeHandler(DuckDBPandasTypeHandler):
     def handle_output(self, context: OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection):
         table = f"{quote(table_slice.schema)}.{quote(table_slice.table)}"
+        settle_finished_runs(connection, context.step_context.instance, current=context.run_id)
+        part = Slice(table_slice.schema, table_slice.table, context.partition_key if table_slice.partition_dimensions else None)
         connection.register("prefpipe_obj", obj)
         try:
             connection.execute("BEGIN TRANSACTION")
+            record_before_write(connection, part, context.run_id)  # what a failure of this run puts back
             connection.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM prefpipe_obj LIMIT 0")
             existing = {row[0] for row in connection.execute(f"DESCRIBE {table}").fetchall()}
             described = connection.execute("DESCRIBE SELECT * FROM prefpipe_obj").fetchall()
@@ -81,8 +89,53 @@ class AtomicPandasTypeHandler(DuckDBPandasTypeHandler):
             return frame
 
 
+def settle_finished_runs(connection, instance, *, current: str | None = None) -> dict[str, str]:
+    """Settle the undo entries of runs the instance says have finished (a run killed before it
+    could settle itself): put back what a failed or cancelled run wrote, forget a successful
+    one's. Runs still in progress, and `current`, are left alone. Returns run id -> what was done."""
+    done: dict[str, str] = {}
+    pending = unsettled_runs(connection)
+    if pending and instance is not None and set(pending) - {current}:
+        from prefpipe.defs.run_health import fail_runs_whose_process_died
+
+        fail_runs_whose_process_died(instance)  # a killed run's rows are put back before anyone writes over them
+    for run_id in pending:
+        if run_id == current:
+            continue
+        run = instance.get_run_by_id(run_id) if instance is not None else None
+        status = run.status.value if run is not None else "UNKNOWN"
+        if status in FINISHED_OK:
+            settle(connection, run_id, restore=False)
+            done[run_id] = "kept"
+        elif status in FINISHED_BAD or run is None:  # a run this instance does not know cannot be shown to have succeeded
+            settle(connection, run_id, restore=True)
+            done[run_id] = "restored"
+    return done
+
+
+def settle_run(database: str, instance, run_id: str) -> str | None:
+    """Settle one run at its end: restore the warehouse if any of its steps failed, else drop
+    its undo copies. Returns "restored", "kept" or None when the run wrote nothing."""
+    import dagster as dg
+
+    if not Path(database).is_file():
+        return None
+    failed = bool(instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE, limit=1).records)
+    con = connect_for_write(database, {"custom_user_agent": "prefpipe"})
+    try:
+        if run_id not in unsettled_runs(con):
+            return None
+        settle(con, run_id, restore=failed)
+    finally:
+        con.close()
+    return "restored" if failed else "kept"
+
+
 class WarehouseIOManager(DuckDBPandasIOManager):
-    """DuckDB pandas I/O manager with atomic partition replacement (see the module docstring)."""
+    """DuckDB pandas I/O manager with atomic partition replacement (see the module docstring), and
+    an undo log that makes the whole run atomic: when the run ends (its resources are torn down,
+    in the run's own process with the in-process executor) a run with a failed step has every
+    table it wrote put back as it was before the run."""
 
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler]:
@@ -97,3 +150,10 @@ class WarehouseIOManager(DuckDBPandasIOManager):
             default_load_type=self.default_load_type(),
             io_manager_name="WarehouseIOManager",
         )
+
+    def teardown_after_execution(self, context) -> None:
+        run = context.run
+        if run is not None and context.instance is not None:
+            result = settle_run(self.database, context.instance, run.run_id)
+            if result == "restored" and context.log is not None:
+                context.log.warning(f"a step of run {run.run_id} failed: every warehouse table it wrote was put back as it was before the run")
