@@ -8,6 +8,8 @@
 - retries with exponential backoff and full jitter (tenacity) on 429, 408/409, 5xx, timeouts,
   broken connections and malformed bodies, honouring Retry-After; after `max_attempts` the call
   is returned as `failed` with the error text, so one bad request never fails a whole batch;
+- bounds on every attempt (`wire`): `timeout_s` from connect to the last byte, however slowly a
+  server trickles, and at most `max_response_bytes` of body read;
 - a ledger of every call it resolved, which `usage.usage_frame` prices;
 - a Batch API mode (`batch_api()`), in which a cache miss is collected for a batch job instead
   of being sent.
@@ -20,30 +22,26 @@ rerun does not pay its import time.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from prefpipe.errors import PrefpipeError
 from prefpipe.llm.batch import BatchCollector
 from prefpipe.llm.cache import LLMCache
+from prefpipe.llm.errors import LLMCacheError, LLMConfigError
 from prefpipe.llm.prices import PriceTable, load_prices
-from prefpipe.llm.request import (
-    ChatRequest,
-    Completion,
-    MalformedResponse,
-    parse_chat_completion,
-)
+from prefpipe.llm.request import ChatRequest, Completion, parse_chat_completion
+from prefpipe.llm.wire import describe_error, is_retryable, post_chat, retry_after_seconds
 
 T = TypeVar("T")
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
-RETRYABLE_STATUS = frozenset({408, 409, 429})
+log = logging.getLogger(__name__)
 
 
 class LLMSettings(BaseModel):
@@ -53,7 +51,11 @@ class LLMSettings(BaseModel):
 
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint ending in /v1; default $OPENAI_BASE_URL, else OpenAI.")
     api_key: str | None = Field(None, description="Default $OPENAI_API_KEY. Local servers (vLLM, Ollama) accept any value.")
-    timeout_s: float = Field(60.0, description="Seconds before one attempt times out (and is retried).")
+    timeout_s: float = Field(60.0, gt=0, description="Seconds one attempt may take, from connect to the last byte of the answer, before it times out (and is retried).")
+    connect_timeout_s: float = Field(10.0, gt=0, description="Seconds to open a connection; an unreachable server fails this attempt sooner.")
+    max_response_bytes: int = Field(
+        8 * 2**20, gt=0, description="Largest answer body read (log-probabilities make answers large); a larger one is refused unread and its call recorded as failed."
+    )
     max_attempts: int = Field(6, description="Attempts per call before the call is recorded as failed.")
     backoff_initial_s: float = Field(0.5, description="Scale of the exponential backoff (full jitter).")
     backoff_max_s: float = Field(20.0, description="Longest backoff between two attempts.")
@@ -66,6 +68,7 @@ class LLMSettings(BaseModel):
     )
     cache_path: str | None = Field(None, description="SQLite answer cache; default <data dir>/llm_cache.sqlite3.")
     use_cache: bool = Field(True, description="Off: every call is sent and nothing is stored.")
+    cache_busy_timeout_s: float = Field(10.0, ge=0, description="Seconds to wait for another process's lock on the cache before giving up on it.")
     prices_path: str | None = Field(None, description="Price table overriding the packaged one; default <data dir>/prices.json if present.")
 
     def resolved_base_url(self) -> str:
@@ -80,10 +83,6 @@ class LLMSettings(BaseModel):
         return "EMPTY"  # vLLM's and Ollama's documented convention for a server that checks no key
 
 
-class LLMConfigError(PrefpipeError, ValueError):
-    """The client cannot be set up (no key for OpenAI, bad settings)."""
-
-
 class _Session:
     """Per-event-loop state: the openai client, the semaphore, the limiters, calls in flight."""
 
@@ -96,7 +95,7 @@ class _Session:
             base_url=settings.resolved_base_url(),
             api_key=settings.resolved_api_key(),
             max_retries=0,
-            timeout=settings.timeout_s,
+            timeout=_timeouts(openai, settings),
             http_client=_http_client(openai, settings),
         )
         self.semaphore = asyncio.Semaphore(max(1, settings.concurrency))
@@ -127,7 +126,13 @@ def _http_client(openai: Any, settings: LLMSettings) -> Any:
         import aiohttp  # noqa: F401
     except ImportError:
         return None
-    return openai.DefaultAioHttpClient(timeout=settings.timeout_s)
+    return openai.DefaultAioHttpClient(timeout=_timeouts(openai, settings))
+
+
+def _timeouts(openai: Any, settings: LLMSettings) -> Any:
+    """The HTTP stack's own timeouts: connecting, and the longest silence between two bytes.
+    Neither bounds a trickle; the attempt's deadline in `wire.post_chat` does."""
+    return openai.Timeout(settings.timeout_s, connect=min(settings.connect_timeout_s, settings.timeout_s))
 
 
 class LLMClient:
@@ -149,6 +154,8 @@ class LLMClient:
         self._absent: set[str] = set()
         """Keys the last prefetch found missing: looked up again only after this client stores them."""
         self._inflight: dict[str, asyncio.Future[Completion]] = {}
+        self._cache_off = False
+        """Set when the cache failed mid-batch: the rest of this client's life runs without it."""
         self._session: _Session | None = None
         self._batch: BatchCollector | None = None
         self.ledger: list[Completion] = []
@@ -157,11 +164,20 @@ class LLMClient:
     # -- resources ---------------------------------------------------------------------------
     @property
     def cache(self) -> LLMCache | None:
-        if not self.settings.use_cache:
+        """The answer cache, opened on first use. A file that cannot be opened raises LLMCacheError
+        (the batch fails before anything is sent or paid for)."""
+        if not self.settings.use_cache or self._cache_off:
             return None
         if self._cache is None:
-            self._cache = LLMCache(self.settings.cache_path)
+            self._cache = LLMCache(self.settings.cache_path, busy_timeout_s=self.settings.cache_busy_timeout_s)
         return self._cache
+
+    def _cache_failed(self, exc: LLMCacheError) -> None:
+        """The cache failed while a batch was under way (answers may already be bought): drop it
+        for the rest of this client's life and say so once, rather than lose the batch."""
+        if not self._cache_off:
+            log.warning("%s This run goes on without the cache: answers are still returned, but no more are read from or stored in it.", exc)
+        self._cache_off = True
 
     @property
     def prices(self) -> PriceTable:
@@ -188,7 +204,10 @@ class LLMClient:
 
     # -- the core --------------------------------------------------------------------------
     def prefetch(self, requests: list[ChatRequest]) -> int:
-        """Load the stored answers of `requests` in one pass; returns how many were stored."""
+        """Load the stored answers of `requests` in one pass; returns how many were stored.
+
+        Runs before a batch sends anything, so an unusable cache raises LLMCacheError here: going
+        on without it would buy again every answer the file holds, and store none."""
         if self.cache is None:
             return 0
         asked = {r.key for r in requests if r.key not in self._memo}
@@ -199,11 +218,12 @@ class LLMClient:
 
     def lookup(self, request: ChatRequest) -> Completion | None:
         """The stored answer of `request`, if any; nothing is sent."""
-        if self.cache is None:
-            return None
         data = self._memo.pop(request.key, None)
-        if data is None and request.key not in self._absent:
-            data = self.cache.get(request.key)
+        if data is None and request.key not in self._absent and self.cache is not None:
+            try:
+                data = self.cache.get(request.key)
+            except LLMCacheError as exc:
+                self._cache_failed(exc)
         if data is None:
             return None
         completion = Completion.from_stored(request.key, data, request)
@@ -306,17 +326,24 @@ class LLMClient:
             attempts += retried
         completion.attempts = attempts
         completion.latency_s = time.perf_counter() - started
-        if self.cache is not None:
-            self.cache.put(request.key, request.model, completion.stored())
-            self._absent.discard(request.key)
+        self._store(request, completion)
         return completion
+
+    def _store(self, request: ChatRequest, completion: Completion) -> None:
+        """Keep a bought answer; a cache that fails now costs the cache, never the answer."""
+        if self.cache is None:
+            return
+        try:
+            self.cache.put(request.key, request.model, completion.stored())
+        except LLMCacheError as exc:
+            self._cache_failed(exc)
+            return
+        self._absent.discard(request.key)
 
     async def _attempt(self, session: _Session, request: ChatRequest, body: dict[str, Any]) -> Completion:
         await session.throttle(request)
         async with session.semaphore:
-            # openai's documented raw route: its HTTP stack, errors and headers, without
-            # re-validating our already well-formed body on every call
-            raw = await session.openai.post("/chat/completions", body=body, cast_to=str)
+            raw = await post_chat(session.openai, body, max_bytes=self.settings.max_response_bytes, timeout_s=self.settings.timeout_s)
         return parse_chat_completion(raw, request)
 
     async def _retry(self, session: _Session, request: ChatRequest, body: dict[str, Any]) -> tuple[Completion, int]:
@@ -403,42 +430,3 @@ def _shared_copy(first: Completion, request: ChatRequest) -> Completion:
     copy.cached = first.ok
     copy.attempts = 0
     return copy
-
-
-def is_retryable(exc: BaseException) -> bool:
-    import openai
-
-    if isinstance(exc, MalformedResponse):
-        return True
-    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
-        return True
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in RETRYABLE_STATUS or exc.status_code >= 500
-    return False
-
-
-def retry_after_seconds(exc: BaseException | None) -> float | None:
-    """Seconds the server asked us to wait (Retry-After-Ms, Retry-After seconds or HTTP date)."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    try:
-        if "retry-after-ms" in headers:
-            return max(0.0, float(headers["retry-after-ms"]) / 1000)
-        value = headers.get("retry-after")
-        if value is None:
-            return None
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def describe_error(exc: BaseException, attempts: int) -> str:
-    status = getattr(exc, "status_code", None)
-    head = f"HTTP {status}" if status else type(exc).__name__
-    message = str(exc).strip().replace("\n", " ")[:300]
-    return f"{head} after {attempts} attempt(s): {message}"

@@ -151,13 +151,11 @@ class MalformedResponse(ValueError):
 
 
 def completion_fields(payload: str | bytes | dict[str, Any]) -> dict[str, Any]:
-    """Read a chat-completion JSON body strictly: no choices or no message content is malformed."""
+    """Read a chat-completion JSON body strictly: a body with no text answer in it (no choices,
+    empty choices, null content) is malformed, and the error says which."""
     try:
         data = json.loads(payload) if isinstance(payload, (str, bytes)) else payload
-        choice = data["choices"][0]
-        text = choice["message"]["content"]
-        if not isinstance(text, str):
-            raise TypeError(f"message.content is {type(text).__name__}")
+        choice, text = _answer(data)
         usage = data.get("usage") or {}
         ends = logprobs = None
         content_lp = (choice.get("logprobs") or {}).get("content")
@@ -174,9 +172,40 @@ def completion_fields(payload: str | bytes | dict[str, Any]) -> dict[str, Any]:
             "token_ends": ends,
             "token_logprobs": logprobs,
         }
+    except MalformedResponse as exc:
+        raise MalformedResponse(f"{exc}: {_snippet(payload)}") from None
     except (ValueError, KeyError, IndexError, TypeError) as exc:
-        snippet = (payload if isinstance(payload, str) else repr(payload))[:200]
-        raise MalformedResponse(f"not a chat completion ({type(exc).__name__}: {exc}): {snippet}") from exc
+        raise MalformedResponse(f"not a chat completion ({type(exc).__name__}: {exc}): {_snippet(payload)}") from exc
+
+
+def _answer(data: Any) -> tuple[dict[str, Any], str]:
+    """The first choice and its text, or MalformedResponse saying why there is no answer."""
+    if not isinstance(data, dict):
+        raise TypeError(f"the body is a JSON {type(data).__name__}, not an object")
+    if "choices" not in data:
+        error = data.get("error")
+        raise MalformedResponse("no 'choices' in the answer" + (f" (it carries an error: {json.dumps(error)[:200]})" if error else ""))
+    if not data["choices"]:
+        raise MalformedResponse("'choices' is empty: the server returned no answer")
+    choice = data["choices"][0]
+    message = choice.get("message") or {}
+    text = message.get("content")
+    if text is None:
+        why = (
+            ": the model called a tool instead of answering" if message.get("tool_calls")
+            else f": the model refused ({str(message['refusal'])[:200]})" if message.get("refusal")
+            else " and there is no tool call"
+        )  # fmt: skip
+        raise MalformedResponse(f"message.content is null{why} (finish_reason {choice.get('finish_reason')!r})")
+    if not isinstance(text, str):
+        raise TypeError(f"message.content is {type(text).__name__}")
+    return choice, text
+
+
+def _snippet(payload: str | bytes | dict[str, Any]) -> str:
+    if isinstance(payload, bytes):
+        payload = payload[:400].decode("utf-8", errors="replace")
+    return (payload if isinstance(payload, str) else repr(payload))[:200]
 
 
 def parse_chat_completion(payload: str | bytes | dict[str, Any], request: ChatRequest) -> Completion:

@@ -8,10 +8,11 @@ what the default responder would say without starting a server.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,12 +36,21 @@ class Reply:
     certainty: float = 0.9
 
 
+FaultKind = Literal[
+    "400", "429", "500", "timeout", "truncated", "malformed", "cut",
+    "huge_body", "hang", "trickle", "empty_choices", "no_choices", "null_content",
+]  # fmt: skip
+
+
 @dataclass
 class Fault:
-    kind: Literal["400", "429", "500", "timeout", "truncated", "malformed", "cut"]
+    kind: FaultKind
     retry_after: float | None = None
     delay: float = 3.0
-    """For "timeout": how long the server stalls before answering (beyond the client's timeout)."""
+    """For "timeout": how long the server stalls before answering (beyond the client's timeout).
+    For "trickle": the pause between two bytes."""
+    size: int = 100 * 2**20
+    """For "huge_body": the bytes of the body, streamed in chunks (never held in memory)."""
 
 
 Action = Reply | Fault | str
@@ -153,6 +163,31 @@ def default_responder(body: dict[str, Any], variant: int, state: ServerState) ->
 
 
 # -- answers as JSON ------------------------------------------------------------------------------
+def unusable_body(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A 200 answer that is valid JSON and still carries no answer: `choices` empty ("malformed",
+    "empty_choices") or missing ("no_choices", as a proxy passing an error on with status 200),
+    or one choice whose content is null with no tool call ("null_content")."""
+    head = {"id": "chatcmpl-broken", "object": "chat.completion", "created": int(time.time()), "model": body.get("model", "")}
+    if kind == "no_choices":
+        return {**head, "error": {"message": "upstream failed (scripted)", "type": "server_error"}}
+    if kind == "null_content":
+        return {**head, "choices": [{"index": 0, "message": {"role": "assistant", "content": None}, "finish_reason": "stop"}]}
+    return {**head, "choices": []}
+
+
+def huge_completion(body: dict[str, Any], size: int, chunk: int = 2**16) -> Iterator[bytes]:
+    """A chat completion of `size` bytes whose content is filler, produced chunk by chunk."""
+    head = json.dumps(completion_body(body, Reply("")))
+    before, after = head.split('"content": ""', 1)
+    start, end = (before + '"content": "').encode(), ('"' + after).encode()
+    yield start
+    left = max(0, size - len(start) - len(end))
+    while left > 0:
+        yield b"a" * min(chunk, left)
+        left -= chunk
+    yield end
+
+
 def tokenize(text: str) -> list[str]:
     return TOKEN_RE.findall(text)
 

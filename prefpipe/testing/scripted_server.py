@@ -16,8 +16,13 @@ on the order the responses are shown in unless `position_bias` says so.
 
 Faults: `Fault("429", retry_after=0.2)`, "400" (not worth retrying), "500", "timeout" (stall past the client's timeout),
 "truncated" (finish_reason "length", verdict cut off), "malformed" (200 with a non-completion
-body), "cut" (the HTTP body stops halfway). `FaultRates` injects them at random, deterministically
-by request hash, on first attempts only: a retry of the same request is answered normally.
+body), "cut" (the HTTP body stops halfway). Hostile servers: "huge_body" (a 200 of `size` bytes,
+100 MB by default, streamed), "hang" (the request is read and nothing is ever sent), "trickle"
+(a 200 whose body is one byte every `delay` seconds, forever). Valid JSON with no answer in it:
+"empty_choices", "no_choices" (an error object with status 200), "null_content" (content null,
+no tool call). The streaming and hanging faults stop as soon as the client goes away.
+`FaultRates` injects the classic faults at random, deterministically by request hash, on first
+attempts only: a retry of the same request is answered normally.
 
 The pieces: `replies` (scripted replies, faults, the default responder, completion bodies),
 `batch_api` (the Files and Batch API emulation), `asgi` (sending responses); this module is the
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import itertools
 import json
 import socket
 import sys
@@ -41,7 +47,7 @@ from collections import Counter
 from dataclasses import dataclass, fields
 from typing import Any
 
-from prefpipe.testing.asgi import read_body, send_error, send_json, send_raw
+from prefpipe.testing.asgi import read_body, send_error, send_json, stream_body, wait_for_disconnect
 from prefpipe.testing.batch_api import BatchApi
 from prefpipe.testing.replies import (
     Action,
@@ -53,10 +59,13 @@ from prefpipe.testing.replies import (
     ServerState,
     completion_body,
     default_responder,
+    huge_completion,
     quality,
+    unusable_body,
 )
 
-BATCH_LINE_FAULTS = frozenset({"429", "500", "malformed", "cut", "timeout"})
+UNUSABLE_BODY_FAULTS = frozenset({"malformed", "empty_choices", "no_choices", "null_content"})
+BATCH_LINE_FAULTS = frozenset({"429", "500", "cut", "timeout", "huge_body", "hang", "trickle"} | UNUSABLE_BODY_FAULTS)
 """Faults that make a Batch API line fail; the others ("400", "truncated") get a normal answer."""
 
 
@@ -191,7 +200,7 @@ class ScriptedServer:
         if method == "POST" and path == "/v1/chat/completions":
             self.in_flight += 1
             try:
-                await self._chat(raw, send)
+                await self._chat(raw, send, receive)
             finally:
                 self.in_flight -= 1
         elif await self.batch_api.handle(method, path, raw, headers, send):
@@ -238,7 +247,7 @@ class ScriptedServer:
             return self.state.faults.pick(digest), variant
         return None, variant
 
-    async def _chat(self, raw: bytes, send: Any) -> None:
+    async def _chat(self, raw: bytes, send: Any, receive: Any) -> None:
         try:
             body = json.loads(raw)
         except json.JSONDecodeError:
@@ -247,7 +256,7 @@ class ScriptedServer:
         digest = hashlib.sha1(raw).digest()
         action, variant = self._action_for(body, digest)
         if isinstance(action, Fault):
-            await self._fault(action, body, variant, send)
+            await self._fault(action, body, variant, send, receive)
             return
         if self.state.latency:
             await asyncio.sleep(self.state.latency)
@@ -273,7 +282,7 @@ class ScriptedServer:
             return None
         return self._reply(action, request, variant)
 
-    async def _fault(self, fault: Fault, body: dict[str, Any], variant: int, send: Any) -> None:
+    async def _fault(self, fault: Fault, body: dict[str, Any], variant: int, send: Any, receive: Any) -> None:
         path = "/v1/chat/completions"
         if fault.kind == "429":
             self._record(path, body, 429)
@@ -297,9 +306,16 @@ class ScriptedServer:
             reply = self.responder(body, variant, self.state)
             cut = reply.text.rsplit("\n", 1)[0] if "\n" in reply.text else reply.text[: len(reply.text) // 2]
             await send_json(send, 200, completion_body(body, Reply(cut, "length", reply.certainty)))
-        elif fault.kind == "malformed":
+        elif fault.kind in UNUSABLE_BODY_FAULTS:
             self._record(path, body, 200)
-            await send_raw(send, 200, b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": []}')
+            await send_json(send, 200, unusable_body(fault.kind, body))
+        elif fault.kind == "hang":
+            self._record(path, body, 0)
+            await wait_for_disconnect(receive)
+        elif fault.kind in ("huge_body", "trickle"):
+            self._record(path, body, 200)
+            chunks = huge_completion(body, fault.size) if fault.kind == "huge_body" else itertools.repeat(b" ")
+            self.counts[f"{fault.kind}_bytes"] += await stream_body(send, receive, 200, chunks, fault.delay if fault.kind == "trickle" else 0.0)
         elif fault.kind == "cut":
             self._record(path, body, 200)
             payload = json.dumps(completion_body(body, self.responder(body, variant, self.state))).encode()

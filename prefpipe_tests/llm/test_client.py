@@ -31,7 +31,7 @@ def test_retry_after_is_honoured_before_the_retry(server: ScriptedServer, client
     assert second.at - first.at >= 0.4
 
 
-@pytest.mark.parametrize("kind", ["500", "malformed", "cut", "timeout"])
+@pytest.mark.parametrize("kind", ["500", "malformed", "cut", "timeout", "hang", "trickle", "empty_choices", "no_choices", "null_content"])
 def test_transient_faults_are_retried(server: ScriptedServer, tmp_path: Path, kind: str) -> None:
     server.on("flaky", Fault(kind, delay=2.0))  # type: ignore[arg-type]
     client = make_client(server, tmp_path / "c.sqlite3", timeout_s=0.5)

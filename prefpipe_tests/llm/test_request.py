@@ -29,3 +29,20 @@ def test_follow_up_keeps_the_conversation() -> None:
 def test_malformed_bodies_are_refused(body: str) -> None:
     with pytest.raises(MalformedResponse):
         parse_chat_completion(body, ChatRequest.chat("m", [("user", "x")]))
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"choices": []}', "'choices' is empty: the server returned no answer"),
+        ('{"error": {"message": "overloaded"}}', 'no \'choices\' in the answer (it carries an error: {"message": "overloaded"})'),
+        ('{"choices": [{"message": {"content": null}, "finish_reason": "content_filter"}]}', "message.content is null and there is no tool call (finish_reason 'content_filter')"),
+        ('{"choices": [{"message": {"content": null, "tool_calls": [{"id": "t"}]}}]}', "message.content is null: the model called a tool instead of answering"),
+        ('{"choices": [{"message": {"content": null, "refusal": "I cannot help"}}]}', "message.content is null: the model refused (I cannot help)"),
+        ("[1, 2]", "not a chat completion (TypeError: the body is a JSON list, not an object)"),
+    ],
+)
+def test_a_body_without_an_answer_says_why(body: str | bytes, reason: str) -> None:
+    with pytest.raises(MalformedResponse) as refused:
+        parse_chat_completion(body, ChatRequest.chat("m", [("user", "x")]))
+    assert str(refused.value).startswith(reason)
