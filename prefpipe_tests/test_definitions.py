@@ -1,7 +1,7 @@
 """A snapshot of what the code location defines, written before the layout changed (issue 11):
 asset keys, check keys, jobs, schedules, sensors, resource keys, and each asset's group and
 partitions. A refactor that renames, drops or regroups any of them fails here. (Issue 12 added
-the sensor `runs_whose_process_died`; the snapshot passed unchanged through issue 11's layout.)"""
+the sensors `runs_whose_process_died` and `settle_finished_runs`; the snapshot passed unchanged through issue 11's layout.)"""
 
 from __future__ import annotations
 
@@ -62,5 +62,5 @@ def test_definitions_snapshot(data_dir):
 
     assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {"pipeline"}
     assert {s.name for s in repo.schedule_defs} == {"nightly_open_batches"}
-    assert {s.name for s in repo.sensor_defs} == {"new_batch_sensor", "relabel_on_guideline_change", "runs_whose_process_died"}
+    assert {s.name for s in repo.sensor_defs} == {"new_batch_sensor", "relabel_on_guideline_change", "runs_whose_process_died", "settle_finished_runs"}
     assert set(defs.resources) >= {"warehouse", "llm"}

@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prefpipe.cli.generate",
     "prefpipe.cli.stale",
     "prefpipe.cli.backfill",
+    "prefpipe.cli.sql",
 )
 """Modules that add subcommands; each defines `register(subparsers) -> None`."""
 

@@ -85,10 +85,10 @@ def step_failures(result) -> list[tuple[str, str]]:
 
 def _summary(wanted: list[str], failed: list[str], home: Path) -> None:
     from prefpipe.core import settings
-    from prefpipe.core.warehouse import row_counts
+    from prefpipe.core.warehouse import row_counts, target
 
     print()
-    print(f"warehouse: {settings.warehouse_path()}  (rows per table and batch)")
+    print(f"warehouse: {target().display}  (rows per table and batch)")
     counts = row_counts(wanted)
     if not counts.empty:
         print(counts.to_string())

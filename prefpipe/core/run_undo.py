@@ -54,7 +54,8 @@ def _columns(con: duckdb.DuckDBPyConnection, qualified: str) -> list[tuple[str, 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     return bool(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]).fetchall()[0][0])
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ? AND table_catalog = current_database()",
+        [schema, table]).fetchall()[0][0])
 
 
 def record_before_write(con: duckdb.DuckDBPyConnection, part: Slice, run_id: str) -> None:

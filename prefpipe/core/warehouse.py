@@ -1,5 +1,6 @@
-"""Reading the DuckDB warehouse: short read-only connections that wait out a writer's lock, and
-the rows of a table (or one batch's) as frames with the schema's columns when a table is missing.
+"""Opening and reading the warehouse (a DuckDB file, or a DuckLake lakehouse: see
+prefpipe.core.warehouse_target): short connections that wait out a writer's lock, and the rows of
+a table (or one batch's) as frames with the schema's columns when a table is missing.
 
 The I/O manager that writes it is a Dagster resource (prefpipe.defs.warehouse_io); everything
 outside a run's own inputs and outputs reads through here (CLI commands, checks, reports).
@@ -18,6 +19,7 @@ import pandas as pd
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from prefpipe.core import schemas, settings
+from prefpipe.core.warehouse_target import WarehouseTarget, configured_target, open_lakehouse, parse_target
 from prefpipe.errors import PrefpipeError
 
 
@@ -43,8 +45,16 @@ def lock_wait_s() -> float:
     return float(raw) if raw else DEFAULT_LOCK_WAIT_S
 
 
-def _connect(database: str, *, read_only: bool, config: dict | None = None) -> duckdb.DuckDBPyConnection:
+def target(database: str | Path | None = None) -> WarehouseTarget:
+    """The warehouse `database` names, else the configured one (PREFPIPE_WAREHOUSE, else data/warehouse.duckdb)."""
+    return parse_target(database) if database else configured_target(settings.warehouse_path())
+
+
+def _connect(where: WarehouseTarget, *, read_only: bool, config: dict | None = None) -> duckdb.DuckDBPyConnection:
     """Connect, waiting out another process's lock with backoff; past the wait, say who holds it."""
+    if where.is_lakehouse:
+        return open_lakehouse(where, read_only=read_only)  # many writers: no file lock to wait for
+    database = str(where.path)
     wait = lock_wait_s()
     attempt = retry(retry=retry_if_exception_type(duckdb.IOException), wait=wait_exponential_jitter(multiplier=0.1, max=5),
                     stop=stop_after_delay(wait), reraise=True)
@@ -63,12 +73,9 @@ def _connect(database: str, *, read_only: bool, config: dict | None = None) -> d
         ) from exc
 
 
-def _connect_read_only(database: str) -> duckdb.DuckDBPyConnection:
-    return _connect(database, read_only=True)
-
-
-def connect_for_write(database: str, config: dict) -> duckdb.DuckDBPyConnection:
-    return _connect(database, read_only=False, config=config)
+def connect_for_write(database: str | Path | None, config: dict) -> duckdb.DuckDBPyConnection:
+    """A writing connection to the warehouse `database` names (the I/O manager's)."""
+    return _connect(target(database), read_only=False, config=config)
 
 
 @contextmanager
@@ -77,11 +84,11 @@ def read_only(database: str | Path | None = None) -> Iterator[duckdb.DuckDBPyCon
 
     A run may hold DuckDB's write lock for a moment: wait for it (lock_wait_s) instead of failing.
     Every reader outside the I/O manager (CLI commands, checks, assets reading other batches) uses it."""
-    path = Path(database or settings.warehouse_path())
-    if not path.is_file():
+    where = target(database)
+    if not where.exists():
         yield None
         return
-    con = _connect_read_only(str(path))
+    con = _connect(where, read_only=True)
     try:
         yield con
     finally:
@@ -90,7 +97,8 @@ def read_only(database: str | Path | None = None) -> Iterator[duckdb.DuckDBPyCon
 
 def present_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     """Names of the tables the warehouse holds (a table is created by its asset's first run)."""
-    rows = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [SCHEMA]).fetchall()
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_catalog = current_database()", [SCHEMA]).fetchall()
     return {r[0] for r in rows}
 
 

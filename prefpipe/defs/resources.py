@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,8 @@ from prefpipe.core.batches import BatchConfig, list_batches, load_batch_config, 
 from prefpipe.core.guidelines import Guidelines, load_guidelines
 from prefpipe.core.routing import BUDGET_STRATEGIES, DEFAULT_BUDGET_STRATEGY, RoutingConfig
 from prefpipe.core.warehouse import read_tables
+from prefpipe.core.warehouse_target import WAREHOUSE_ENV, WarehouseTarget, parse_target
+from prefpipe.defs.executors import executor_choice
 from prefpipe.defs.run_config import dagster_config
 from prefpipe.defs.warehouse_io import WarehouseIOManager
 from prefpipe.llm.client import LLMClient, LLMSettings
@@ -42,7 +45,7 @@ class WarehouseReader(dg.ConfigurableResource):
     drift, a reward model trained on history). Each read is one short connection that waits out a
     writer's lock."""
 
-    database: str = pydantic.Field(description="The DuckDB warehouse file.")
+    database: str = pydantic.Field(description="The warehouse: a DuckDB file, or ducklake:postgresql://... (PREFPIPE_WAREHOUSE).")
 
     def read_tables(self, tables: tuple[str, ...], *, batch_id: str | None = None) -> dict[str, pd.DataFrame]:
         return read_tables(tables, batch_id=batch_id, database=self.database)
@@ -157,9 +160,10 @@ class LLMResource(_LLMFields):
 def build_resources(data_dir: Path | None = None) -> dict[str, object]:
     """Every resource bound to one data folder (default: PREFPIPE_DATA_DIR, else ./data)."""
     root = Path(data_dir).resolve() if data_dir is not None else settings.data_dir()
-    warehouse = str(root / settings.WAREHOUSE_FILE)
+    warehouse = os.environ.get(WAREHOUSE_ENV) or str(root / settings.WAREHOUSE_FILE)  # a DuckDB file, or a lakehouse
+    in_process = executor_choice(parse_target(warehouse)) == "in_process"
     return {
-        "warehouse": WarehouseIOManager(database=warehouse, schema=settings.WAREHOUSE_SCHEMA),
+        "warehouse": WarehouseIOManager(database=warehouse, schema=settings.WAREHOUSE_SCHEMA, settle_on_teardown=in_process),
         "warehouse_reader": WarehouseReader(database=warehouse),
         "annotation_store": AnnotationStoreResource(path=str(root / settings.ANNOTATION_STORE_FILE)),
         "batch_folders": BatchFolders(root=str(root / "batches")),
@@ -168,3 +172,8 @@ def build_resources(data_dir: Path | None = None) -> dict[str, object]:
         "routing_settings": RoutingSettings(),
         "llm": LLMResource(),
     }
+
+
+def warehouse_of(resources: dict[str, object]) -> WarehouseTarget:
+    """The warehouse the resources write to."""
+    return parse_target(resources["warehouse"].database)  # type: ignore[attr-defined]

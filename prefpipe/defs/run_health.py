@@ -46,7 +46,8 @@ def _run_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int | None:
     if not isinstance(instance.run_launcher, DefaultRunLauncher):
         return None  # another launcher (Celery, Kubernetes) runs elsewhere: its own monitoring applies
     records = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_START, limit=1).records
-    return records[0].event_log_entry.pid if records and records[0].event_log_entry.pid else None
+    event = records[0].event_log_entry.dagster_event if records else None
+    return event.pid if event is not None and event.pid else None
 
 
 def fail_runs_whose_process_died(instance: dg.DagsterInstance) -> list[str]:

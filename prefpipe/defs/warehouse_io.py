@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import pydantic
 import pandas as pd
 from dagster import InputContext, OutputContext
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
@@ -25,7 +26,7 @@ from dagster_duckdb_pandas.duckdb_pandas_type_handler import DuckDBPandasTypeHan
 
 from prefpipe.core import schemas
 from prefpipe.core.run_undo import Slice, record_before_write, settle, unsettled_runs
-from prefpipe.core.warehouse import connect_for_write, quote
+from prefpipe.core.warehouse import connect_for_write, quote, target
 
 FINISHED_OK = {"SUCCESS"}
 FINISHED_BAD = {"FAILURE", "CANCELED"}
@@ -53,7 +54,8 @@ class _AtomicDuckDbClient(DuckDbClient):
 class AtomicPandasTypeHandler(DuckDBPandasTypeHandler):
     def handle_output(self, context: OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection):
         table = f"{quote(table_slice.schema)}.{quote(table_slice.table)}"
-        settle_finished_runs(connection, context.step_context.instance, current=context.run_id)
+        if not target(context.resource_config["database"]).is_lakehouse:  # the lakehouse's sensor settles there (no racing writers)
+            settle_finished_runs(connection, context.step_context.instance, current=context.run_id)
         part = Slice(table_slice.schema, table_slice.table, context.partition_key if table_slice.partition_dimensions else None)
         connection.register("prefpipe_obj", obj)
         try:
@@ -118,7 +120,7 @@ def settle_run(database: str, instance, run_id: str) -> str | None:
     its undo copies. Returns "restored", "kept" or None when the run wrote nothing."""
     import dagster as dg
 
-    if not Path(database).is_file():
+    if not target(database).exists():
         return None
     failed = bool(instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE, limit=1).records)
     con = connect_for_write(database, {"custom_user_agent": "prefpipe"})
@@ -151,7 +153,13 @@ class WarehouseIOManager(DuckDBPandasIOManager):
             io_manager_name="WarehouseIOManager",
         )
 
+    settle_on_teardown: bool = pydantic.Field(
+        True, description="Settle the run's undo log when its resources are torn down: right when every step runs in the "
+        "run's own process (the in-process executor); with parallel or Celery steps the `settle_finished_runs` sensor settles it.")
+
     def teardown_after_execution(self, context) -> None:
+        if not self.settle_on_teardown:
+            return
         run = context.run
         if run is not None and context.instance is not None:
             result = settle_run(self.database, context.instance, run.run_id)

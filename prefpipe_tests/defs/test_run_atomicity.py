@@ -133,6 +133,20 @@ def test_a_killed_run_is_marked_failed_and_its_rows_put_back(project_data, tmp_p
     assert len(read_table("prompts", batch_id="mini")) == 7
 
 
+def test_a_daemon_launched_run_is_checked_by_the_pid_of_its_run_worker(data_dir):
+    """Runs the daemon launches (the default run launcher) carry no prefpipe tags: the pid of the
+    run worker is the one Dagster recorded with the run's RUN_START event."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with dg.instance_for_test() as instance:
+        run = instance.create_run_for_job(dg.GraphDefinition("g").to_job())
+        instance.handle_new_event(dg.EventLogEntry(
+            error_info=None, level="DEBUG", user_message="", run_id=run.run_id, timestamp=time.time(),
+            dagster_event=dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, job_name=run.job_name, pid=dead.pid)))
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
+        assert fail_runs_whose_process_died(instance) == [run.run_id]
+
+
 def test_the_sensor_fails_a_run_whose_process_is_gone(data_dir):
     from prefpipe.defs.run_health_sensor import runs_whose_process_died
 
