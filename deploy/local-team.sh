@@ -25,6 +25,7 @@ WORKERS="${WORKERS:-2}"
 PYTHON="$(realpath -m "${PREFPIPE_PYTHON:-$PROJECT/.venv/bin/python}")"
 BIN="$(dirname "$PYTHON")"
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+export PATH="$BIN:$PATH"  # dagster-celery starts `celery` from PATH
 export PG_HOST=127.0.0.1 PG_PORT PG_USER=prefpipe PG_DB=prefpipe REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" SHARED_DIR="$TEAM_DIR/shared"
 
 as_postgres() {  # PostgreSQL refuses to run as root: run its tools as the postgres user then
@@ -104,6 +105,8 @@ write_env() {
 start_processes() {
   # shellcheck disable=SC1091
   . "$TEAM_DIR/team.env"
+  # schemas first, once: processes that start together would race to create them
+  "$BIN/dagster" instance migrate >"$TEAM_DIR/logs/instance-migrate.log" 2>&1 || { cat "$TEAM_DIR/logs/instance-migrate.log" >&2; exit 1; }
   "$BIN/prefpipe" store migrate >"$TEAM_DIR/logs/store-migrate.log" 2>&1 || { cat "$TEAM_DIR/logs/store-migrate.log" >&2; exit 1; }
   launch webserver "$BIN/dagster-webserver" -h 127.0.0.1 -p "$WEB_PORT" -w "$PROJECT/workspace.yaml"
   launch daemon "$BIN/dagster-daemon" run -w "$PROJECT/workspace.yaml"

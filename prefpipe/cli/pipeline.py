@@ -24,8 +24,24 @@ def ensure_dagster_home() -> Path:
     return home
 
 
+def _warehouse_problem() -> str | None:
+    """Why the configured warehouse cannot be opened (one line), or None: said before any run starts."""
+    from prefpipe.core.warehouse import read_only
+    from prefpipe.errors import PrefpipeError
+
+    try:
+        with read_only():
+            return None
+    except PrefpipeError as exc:
+        return str(exc)
+
+
 def _run(args: argparse.Namespace) -> int:
     home = ensure_dagster_home()
+    problem = _warehouse_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     import dagster as dg
 
     from prefpipe.core import batches as batch_folders, settings
@@ -79,7 +95,10 @@ def step_failures(result) -> list[tuple[str, str]]:
         error = data.error
         while error.cause is not None and (error.cls_name or "").startswith("Dagster"):  # unwrap to the user's error
             error = error.cause
-        out.append((event.step_key, error.message.strip()))
+        message = error.message.strip()
+        if error.cls_name and message.split(":", 1)[0].endswith("." + error.cls_name):  # "pkg.mod.SomeError: text" -> "text"
+            message = message.split(":", 1)[1].strip()
+        out.append((event.step_key, message))
     return out
 
 

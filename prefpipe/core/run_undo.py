@@ -118,6 +118,9 @@ def settle(con: duckdb.DuckDBPyConnection, run_id: str, *, restore: bool) -> int
         con.execute(f"DELETE FROM {UNDO_SCHEMA}.writes WHERE run_id = ?", [run_id])
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.TransactionException:
+            pass  # a failed COMMIT has already ended the transaction
         raise
     return restored

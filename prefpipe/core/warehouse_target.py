@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -100,7 +101,14 @@ def open_lakehouse(target: WarehouseTarget, *, read_only: bool) -> duckdb.DuckDB
         con.execute(f"LOAD '{_extension('duckdb_extension_postgres_scanner', 'postgres_scanner')}'")
         con.execute(f"LOAD '{_extension('duckdb_extension_ducklake', 'ducklake')}'")
         options = f"DATA_PATH '{target.data_path}'" + (", READ_ONLY" if read_only else "")
-        con.execute(f"ATTACH 'ducklake:postgres:{target.catalog}' AS {LAKE} ({options})")
+        for attempt in range(6):  # processes that open a new lakehouse at once race to create its catalog tables
+            try:
+                con.execute(f"ATTACH 'ducklake:postgres:{target.catalog}' AS {LAKE} ({options})")
+                break
+            except duckdb.Error as exc:
+                if attempt == 5 or "already exists" not in str(exc):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
         con.execute(f"USE {LAKE}")
     except duckdb.Error as exc:
         con.close()

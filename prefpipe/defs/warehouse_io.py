@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 import pydantic
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 import pandas as pd
 from dagster import InputContext, OutputContext
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
@@ -51,6 +52,24 @@ class _AtomicDuckDbClient(DuckDbClient):
             conn.close()
 
 
+def rollback(connection) -> None:
+    """Roll back if a transaction is still open (a failed COMMIT has already ended it)."""
+    try:
+        connection.execute("ROLLBACK")
+    except duckdb.TransactionException:
+        pass
+
+
+_retry_conflicts = retry(
+    retry=retry_if_exception_type(duckdb.TransactionException),
+    wait=wait_exponential_jitter(initial=0.05, max=2.0),
+    stop=stop_after_attempt(8),
+    reraise=True,
+)
+"""Two runs that replace the same rows at once (the unpartitioned guidelines table) conflict at
+COMMIT in the lakehouse; the loser writes again on top of the winner's commit."""
+
+
 class AtomicPandasTypeHandler(DuckDBPandasTypeHandler):
     def handle_output(self, context: OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection):
         table = f"{quote(table_slice.schema)}.{quote(table_slice.table)}"
@@ -58,21 +77,27 @@ class AtomicPandasTypeHandler(DuckDBPandasTypeHandler):
             settle_finished_runs(connection, context.step_context.instance, current=context.run_id)
         part = Slice(table_slice.schema, table_slice.table, context.partition_key if table_slice.partition_dimensions else None)
         connection.register("prefpipe_obj", obj)
-        try:
+
+        @_retry_conflicts
+        def write() -> None:
             connection.execute("BEGIN TRANSACTION")
-            record_before_write(connection, part, context.run_id)  # what a failure of this run puts back
-            connection.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM prefpipe_obj LIMIT 0")
-            existing = {row[0] for row in connection.execute(f"DESCRIBE {table}").fetchall()}
-            described = connection.execute("DESCRIBE SELECT * FROM prefpipe_obj").fetchall()
-            for name, sql_type, *_ in described:
-                if name not in existing:
-                    connection.execute(f"ALTER TABLE {table} ADD COLUMN {quote(name)} {sql_type}")
-            DuckDbClient.delete_table_slice(context, table_slice, connection)
-            connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM prefpipe_obj")
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+            try:
+                record_before_write(connection, part, context.run_id)  # what a failure of this run puts back
+                connection.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM prefpipe_obj LIMIT 0")
+                existing = {row[0] for row in connection.execute(f"DESCRIBE {table}").fetchall()}
+                described = connection.execute("DESCRIBE SELECT * FROM prefpipe_obj").fetchall()
+                for name, sql_type, *_ in described:
+                    if name not in existing:
+                        connection.execute(f"ALTER TABLE {table} ADD COLUMN {quote(name)} {sql_type}")
+                DuckDbClient.delete_table_slice(context, table_slice, connection)
+                connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM prefpipe_obj")
+                connection.execute("COMMIT")
+            except BaseException:
+                rollback(connection)
+                raise
+
+        try:
+            write()
         finally:
             connection.unregister("prefpipe_obj")
         key = "dagster/partition_row_count" if context.has_partition_key else "dagster/row_count"
