@@ -1,13 +1,18 @@
 """The annotators' web app: one page and the JSON API behind it (FastAPI).
 
-Every API call carries `Authorization: Bearer TOKEN`. Store work runs on one dedicated thread
-that owns the SQLite connection (StoreWorker): the event loop never blocks on disk, requests are
-serialised the way SQLite wants its writers anyway, and whatever queued up meanwhile is committed
-together (group commit), so durable answers (synchronous=FULL) stay cheap under load. Answers,
-skips and admin changes are acknowledged only after an fsync; serving a task is not worth one
-(after a power cut an unanswered task is simply served again).
+Every API call but the health check carries `Authorization: Bearer TOKEN`: an annotator's own
+token or a session token from /api/login (store/sessions.py). The token is checked before the
+body is read (guard.py), and answers and skips read at most Limits.max_body_bytes of body
+(FastAPI's max_body_size). Store work runs on one dedicated thread
+that owns the SQLite connection (worker.py), so the event loop never blocks on disk; answers,
+skips, sign-ins and admin changes are acknowledged only after an fsync. Tasks come with HTML
+rendered when they were queued: nothing is rendered on a request (render.py).
 
 API
+- POST /api/login                 -> 200 {token, expires_at}: a session token for the page, in
+                                    exchange for the annotator's own token.
+- POST /api/logout                -> 204; the token it is called with stops working (a session; or
+                                    the annotator's own token, with all their sessions).
 - GET  /api/tasks/next           -> 200 {task_id, prompt, response_a, response_b, rubric,
                                     guideline_version} in this annotator's A/B order, or 204.
                                     `?render=html` adds {"rendered": {prompt, response_a,
@@ -19,38 +24,39 @@ API
 - GET  /api/admin/annotators      -> every annotator with gold accuracy, flag state and reason.
 - POST /api/admin/annotators/{name}/unflag
 - GET  /api/health                -> {"ok": true} (no token; for readiness checks).
+- GET  /api/openapi.json          -> the schema, for admins, only when create_app(openapi=True).
 
-Errors: 401 missing/unknown/disabled token; 403 admin-only endpoint, an admin asking for tasks,
-or a flagged annotator asking for tasks; 404 a task that is not this annotator's (another's looks
-the same as a missing one); 409 a second answer to the same task (the first stands); 422 a bad
-body, naming the field in `detail[].loc`.
+Errors: 401 missing/unknown/revoked/expired token or disabled account (the detail says which);
+403 admin-only endpoint, an admin asking for tasks, or a flagged annotator asking for tasks; 404 a
+task that is not this annotator's (another's looks the same as a missing one); 409 a second answer
+to the same task (the first stands); 413 a body over Limits.max_body_bytes (1 MiB); 422 a bad
+body, naming the field in `detail[].loc` and saying why, never echoing the value; 429 more than
+Limits.max_concurrent (4) requests of one annotator in flight.
 """
 
 from __future__ import annotations
 
-import asyncio
-import queue
-import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from prefpipe.annotate.errors import AlreadyAnswered, AnnotatorError, AnnotatorPaused, FieldError, TaskNotFound
-from prefpipe.annotate.render import to_html
-from prefpipe.annotate.store import AnnotationStore
+from prefpipe.annotate.guard import Limits, RequestGuard
+from prefpipe.annotate.store import SESSION_TTL_S, AnnotationStore, SignedIn, iso_utc
+from prefpipe.annotate.worker import StoreWorker
 from prefpipe.core.labels import SCALE
 
 STATIC_DIR = Path(__file__).with_name("static")
-T = TypeVar("T")
-Credentials = HTTPAuthorizationCredentials | None
+PUBLIC = frozenset({"/api/health"})
+LOC_PART_MAX = 64
+"""A field name in a 422's `loc` longer than this is cut: a key is what a client sent, too."""
 
 SECURITY_HEADERS = [
     (
@@ -98,74 +104,20 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class Unauthorized(Exception):
-    """No token, or one that matches no enabled annotator."""
-
-
 class AdminsOnly(Exception):
     """An admin endpoint called with a non-admin token."""
 
 
-class StoreWorker:
-    """One thread owns the store; requests queue up and each round runs everything queued in one
-    transaction (group commit): one fsync for many answers, each answer acknowledged only after
-    the commit that made it durable. The event loop never waits on disk."""
-
-    MAX_GROUP = 256
-
-    def __init__(self, store: AnnotationStore) -> None:
-        self.store = store
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="annotation-store", daemon=True)
-        self._thread.start()
-
-    async def call(self, fn: Callable[..., T], *args: Any, durable: bool = False) -> T:
-        """Run fn(*args) on the store thread; `durable` when it stores something a client is told is kept."""
-        future: Future = Future()
-        self._jobs.put((future, fn, args, durable))
-        return await asyncio.wrap_future(future)
-
-    def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._jobs.get()
-            if first is None:
-                return
-            jobs = [first]
-            while len(jobs) < self.MAX_GROUP:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stopping = True
-                    break
-                jobs.append(job)
-            outcomes: list[tuple[Future, bool, Any]] = []
-            try:
-                with self.store.group(durable=any(job[3] for job in jobs)):
-                    for future, fn, args, _durable in jobs:
-                        if not future.set_running_or_notify_cancel():
-                            continue
-                        try:
-                            outcomes.append((future, True, fn(*args)))
-                        except Exception as exc:  # noqa: BLE001 - handed to the waiting request
-                            outcomes.append((future, False, exc))
-            except Exception as exc:  # noqa: BLE001 - the commit failed: nothing was stored, say so to all
-                outcomes = [(future, False, exc) for future, _ok, _value in outcomes]
-            for future, ok, value in outcomes:
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
-
-
-def create_app(store: AnnotationStore | None = None) -> FastAPI:
-    """The app over `store` (default: the store at settings.annotation_store_path())."""
+def create_app(
+    store: AnnotationStore | None = None,
+    *,
+    limits: Limits | None = None,
+    session_ttl_s: float = SESSION_TTL_S,
+    openapi: bool = False,
+) -> FastAPI:
+    """The app over `store` (default: the store at settings.annotation_store_path()); `limits` on
+    body size and requests in flight (default Limits(): 1 MiB, 4), how long a page session lasts,
+    and whether admins may read the OpenAPI schema (off by default: it maps the whole API)."""
     owns_store = store is None
     store = store or AnnotationStore()
     worker = StoreWorker(store)
@@ -177,34 +129,26 @@ def create_app(store: AnnotationStore | None = None) -> FastAPI:
         if owns_store:
             store.close()
 
-    app = FastAPI(
-        title="prefpipe annotate", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url="/api/openapi.json"
-    )
+    app = FastAPI(title="prefpipe annotate", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     app.state.store = store
-    bearer = HTTPBearer(auto_error=False)
 
-    def authed(token: str | None, admin: bool, fn: Callable[..., T], *args: Any) -> T:
-        """Runs on the store thread: authenticate, then act, in the same round trip."""
-        who = store.authenticate(token)
-        if who is None:
-            raise Unauthorized()
-        if admin and who.role != "admin":
+    limits = limits or Limits()
+    body_limit = limits.max_body_bytes
+
+    async def signed_in(request: Request) -> SignedIn:  # async: a sync dependency would run in a thread pool
+        return request.state.signed_in  # set by RequestGuard on every /api/ path but the public ones
+
+    async def admin(who: SignedIn = Depends(signed_in)) -> SignedIn:
+        if who.annotator.role != "admin":
             raise AdminsOnly()
-        return fn(who, *args)
+        return who
 
-    async def as_annotator(credentials: Credentials, fn: Callable[..., T], *args: Any, durable: bool = False) -> T:
-        token = credentials.credentials if credentials else None
-        return await worker.call(authed, token, False, fn, *args, durable=durable)
+    Who = Depends(signed_in)
 
-    async def as_admin(credentials: Credentials, fn: Callable[..., T], *args: Any, durable: bool = False) -> T:
-        token = credentials.credentials if credentials else None
-        return await worker.call(authed, token, True, fn, *args, durable=durable)
-
-    @app.exception_handler(Unauthorized)
-    async def unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
-        return JSONResponse(
-            {"detail": "missing, unknown or disabled token"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
-        )
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"type": e["type"], "loc": [_short(part) for part in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(AdminsOnly)
     async def admins_only(_: Request, exc: AdminsOnly) -> JSONResponse:
@@ -212,7 +156,7 @@ def create_app(store: AnnotationStore | None = None) -> FastAPI:
 
     @app.exception_handler(FieldError)
     async def field_error(_: Request, exc: FieldError) -> JSONResponse:
-        loc = ["body", *exc.field.split(".")]
+        loc = ["body", *(_short(part) for part in exc.field.split("."))]
         return JSONResponse({"detail": [{"type": "value_error", "loc": loc, "msg": exc.message}]}, status_code=422)
 
     @app.exception_handler(TaskNotFound)
@@ -237,44 +181,69 @@ def create_app(store: AnnotationStore | None = None) -> FastAPI:
     async def health() -> JSONResponse:
         return JSONResponse({"ok": True})
 
+    @app.post("/api/login")
+    async def login(who: SignedIn = Who) -> JSONResponse:
+        if who.session_id is not None:
+            return JSONResponse({"detail": "this is a session already: sign in with your annotator token"}, status_code=400)
+        token, expires_at = await worker.call(store.open_session, who, session_ttl_s, durable=True)
+        return JSONResponse({"token": token, "expires_at": iso_utc(expires_at)})
+
+    @app.post("/api/logout", status_code=204)
+    async def logout(who: SignedIn = Who) -> Response:
+        await worker.call(store.sign_out, who, durable=True)
+        return Response(status_code=204)
+
     @app.get("/api/tasks/next", responses={204: {"description": "nothing left for this annotator"}})
-    async def next_task(render: Literal["html"] | None = None, credentials: Credentials = Depends(bearer)) -> Response:
+    async def next_task(render: Literal["html"] | None = None, who: SignedIn = Who) -> Response:
         try:
-            task = await as_annotator(credentials, store.next_task)
+            task = await worker.call(store.next_task, who.annotator)
         except AnnotatorError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=403)
         if task is None:
             return Response(status_code=204)
         body = task.to_json()
         if render == "html":
-            body["rendered"] = {k: to_html(body[k]) for k in ("prompt", "response_a", "response_b")}
+            body["rendered"] = task.rendered
         return JSONResponse(body)
 
-    @app.post("/api/tasks/{task_id}/annotations", status_code=201)
-    async def annotate(task_id: str, body: AnnotationIn, credentials: Credentials = Depends(bearer)) -> JSONResponse:
-        receipt = await as_annotator(credentials, store.answer, task_id, body.label, body.dimensions, durable=True)
+    @app.post("/api/tasks/{task_id}/annotations", status_code=201, max_body_size=body_limit)
+    async def annotate(task_id: str, body: AnnotationIn, who: SignedIn = Who) -> JSONResponse:
+        receipt = await worker.call(store.answer, who.annotator, task_id, body.label, body.dimensions, durable=True)
         return JSONResponse(receipt.to_json(), status_code=201)
 
-    @app.post("/api/tasks/{task_id}/skip")
-    async def skip(task_id: str, body: SkipIn, credentials: Credentials = Depends(bearer)) -> JSONResponse:
-        receipt = await as_annotator(credentials, store.skip, task_id, body.reason, durable=True)
+    @app.post("/api/tasks/{task_id}/skip", max_body_size=body_limit)
+    async def skip(task_id: str, body: SkipIn, who: SignedIn = Who) -> JSONResponse:
+        receipt = await worker.call(store.skip, who.annotator, task_id, body.reason, durable=True)
         return JSONResponse(receipt.to_json())
 
     @app.get("/api/me")
-    async def me(credentials: Credentials = Depends(bearer)) -> JSONResponse:
-        return JSONResponse(await as_annotator(credentials, store.progress))
+    async def me(who: SignedIn = Who) -> JSONResponse:
+        return JSONResponse(await worker.call(store.progress, who.annotator))
 
     @app.get("/api/admin/annotators")
-    async def list_annotators(credentials: Credentials = Depends(bearer)) -> JSONResponse:
-        return JSONResponse(await as_admin(credentials, lambda _who: store.list_annotators()))
+    async def list_annotators(_: SignedIn = Depends(admin)) -> JSONResponse:
+        return JSONResponse(await worker.call(store.list_annotators))
 
     @app.post("/api/admin/annotators/{name}/unflag")
-    async def unflag(name: str, credentials: Credentials = Depends(bearer)) -> JSONResponse:
+    async def unflag(name: str, _: SignedIn = Depends(admin)) -> JSONResponse:
         try:
-            await as_admin(credentials, lambda _who: store.unflag(name), durable=True)
+            await worker.call(store.unflag, name, durable=True)
         except AnnotatorError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=404)
         return JSONResponse({"name": name, "flagged": False})
 
+    if openapi:
+        @app.get("/api/openapi.json", include_in_schema=False)
+        async def schema(_: SignedIn = Depends(admin)) -> JSONResponse:
+            return JSONResponse(app.openapi())
+
+    async def sign_in(token: str | None) -> SignedIn:
+        return await worker.call(store.sign_in, token)
+
+    app.add_middleware(RequestGuard, sign_in=sign_in, limits=limits, public=PUBLIC)
     app.add_middleware(SecurityHeaders)
     return app
+
+
+def _short(part: Any) -> Any:
+    return part[:LOC_PART_MAX] + "…" if isinstance(part, str) and len(part) > LOC_PART_MAX else part

@@ -6,8 +6,14 @@ Rules, enforced here and by the store's constraints:
 - an annotator never gets the same pair twice, in any batch or queue (the pair's content key is
   unique per annotator in `assignments`), so a gold pair can never be recognised as a repeat;
 - experts are served the expert queue first, then the ordinary queue; others the ordinary queue;
+- within the highest priority left, each annotator takes tasks in their own random order: items
+  carry a random shuffle key, and each step the annotator takes the first open item at or after a
+  point drawn from a keyed hash of the store's secret, their id and the step (wrapping round). The
+  order is the server's alone and the same on every request, but no two annotators share it, so
+  colluders comparing what they were served cannot pick out gold as "what broke the common order";
 - gold fills the gold slots (see gold.py) and only alongside a real task, so an annotator with
-  nothing real left gets 204, never a lone gold task.
+  nothing real left gets 204, never a lone gold task; gold loaded with scope "batch" stands in
+  only for a task of its own batch, so one batch's annotators never see another batch's gold.
 
 Both candidate queries run for every request, whichever one is served, so a gold task costs the
 server exactly the same work as any other and cannot be told apart by its timing.
@@ -21,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prefpipe.annotate.errors import FieldError
+from prefpipe.annotate.tokens import keyed_number
 from prefpipe.core.labels import SWAP
 
 HUMAN_QUEUE = "human"
@@ -36,16 +43,25 @@ class Candidate:
     content_key: str
 
 
-_REAL_CANDIDATE = """
-SELECT id, batch_id, content_key FROM items
-WHERE queue = ? AND n_taken < labels_wanted
-  AND content_key NOT IN (SELECT content_key FROM assignments WHERE annotator_id = ?)
-ORDER BY priority DESC, id LIMIT 1
+_OPEN = """queue = :queue AND n_taken < labels_wanted
+  AND content_key NOT IN (SELECT content_key FROM assignments WHERE annotator_id = :annotator)"""
+
+_REAL_CANDIDATE = f"""
+WITH top AS (SELECT priority FROM items WHERE {_OPEN} ORDER BY priority DESC LIMIT 1)
+SELECT id, batch_id, content_key FROM (
+  SELECT * FROM (SELECT id, batch_id, content_key, 0 AS wrapped FROM items
+                 WHERE {_OPEN} AND priority = (SELECT priority FROM top) AND shuffle_key >= :point
+                 ORDER BY shuffle_key LIMIT 1)
+  UNION ALL
+  SELECT * FROM (SELECT id, batch_id, content_key, 1 AS wrapped FROM items
+                 WHERE {_OPEN} AND priority = (SELECT priority FROM top) AND shuffle_key < :point
+                 ORDER BY shuffle_key LIMIT 1)
+) ORDER BY wrapped LIMIT 1
 """
 
 _GOLD_CANDIDATE = """
 SELECT id, batch_id, content_key FROM items
-WHERE queue = 'gold'
+WHERE queue = 'gold' AND (gold_scope = 'global' OR batch_id = ?)
   AND content_key NOT IN (SELECT content_key FROM assignments WHERE annotator_id = ?)
 ORDER BY gold_version IS ? DESC, random() LIMIT 1
 """
@@ -55,19 +71,26 @@ def queues_for(role: str) -> tuple[str, ...]:
     return (EXPERT_QUEUE, HUMAN_QUEUE) if role == "expert" else (HUMAN_QUEUE,)
 
 
-def real_candidate(conn: sqlite3.Connection, annotator_id: int, role: str) -> Candidate | None:
+def order_point(secret: bytes, annotator_id: int, step: int) -> int:
+    """Where in the shuffle-key order (63 bits, like the keys) the annotator's `step`-th task is taken."""
+    return keyed_number(secret, f"order:{annotator_id}:{step}") >> 1
+
+
+def real_candidate(conn: sqlite3.Connection, annotator_id: int, role: str, point: int) -> Candidate | None:
+    """The next real task: the highest priority left, and in it the first item at or after `point`."""
     for queue in queues_for(role):
-        row = conn.execute(_REAL_CANDIDATE, (queue, annotator_id)).fetchone()
+        row = conn.execute(_REAL_CANDIDATE, {"queue": queue, "annotator": annotator_id, "point": point}).fetchone()
         if row is not None:
             return Candidate(*row)
     return None
 
 
-def gold_candidate(conn: sqlite3.Connection, annotator_id: int, version: str | None) -> Candidate | None:
-    """A gold pair the annotator has not seen, one whose key is of `version` (the guideline version
-    the task will be shown with) first: only those can be scored; others are served when no current
-    key is left, so the gold rate stays the same and gives nothing away."""
-    row = conn.execute(_GOLD_CANDIDATE, (annotator_id, version)).fetchone()
+def gold_candidate(conn: sqlite3.Connection, annotator_id: int, version: str | None, batch_id: str | None) -> Candidate | None:
+    """A gold pair the annotator has not seen that may stand in for a task of `batch_id` (its own
+    batch's, or global gold), one whose key is of `version` (the guideline version the task will
+    be shown with) first: only those can be scored; others are served when no current key is left,
+    so the gold rate stays the same and gives nothing away."""
+    row = conn.execute(_GOLD_CANDIDATE, (batch_id, annotator_id, version)).fetchone()
     return Candidate(*row) if row is not None else None
 
 
@@ -94,7 +117,8 @@ def dimensions_to_pair(dimensions_shown: dict[str, dict[str, int]], swapped: boo
 def validate_dimensions(dimensions: Any, rubric: list[dict[str, Any]], scale: tuple[int, int]) -> dict[str, dict[str, int]]:
     """Rubric scores: {dimension: {"A": score, "B": score}}, any subset of the rubric's dimensions.
 
-    Raises FieldError naming the first bad field, e.g. 'dimensions.helpfulness.A'.
+    Raises FieldError naming the first bad field, e.g. 'dimensions.helpfulness.A', and saying why
+    without repeating the value (the message goes back to the HTTP client).
     """
     if dimensions is None:
         return {}
@@ -114,7 +138,7 @@ def validate_dimensions(dimensions: Any, rubric: list[dict[str, Any]], scale: tu
             if side not in ("A", "B"):
                 raise FieldError(f"{field}.{side}", "only 'A' and 'B' can be scored")
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-                raise FieldError(f"{field}.{side}", f"{value!r} is not an integer score from {lo} to {hi}")
+                raise FieldError(f"{field}.{side}", f"must be an integer score from {lo} to {hi}")
             clean[side] = value
         out[name] = clean
     return out

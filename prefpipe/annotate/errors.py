@@ -32,3 +32,8 @@ class AnnotatorError(AnnotateError, ValueError):
 
 class AnnotatorPaused(AnnotateError):
     """The annotator is flagged by gold and receives no tasks until an admin unflags them."""
+
+
+class TokenRefused(AnnotateError):
+    """A token that signs no one in: missing, unknown, revoked, expired, or of a disabled account;
+    the message says which, for the 401 (it never names the account)."""

@@ -5,6 +5,11 @@ served tasks is cut into blocks of `block` tasks and one position in each block,
 hash the client cannot predict, is a gold slot. That gives random positions and a guaranteed rate,
 so a random clicker meets 5 gold questions within about 50 tasks and 2 within 20.
 
+A flag is applied to the data at once (every label of a flagged annotator is left out from the
+answer that flagged them), but with `flag_delay` N the annotator is told, and paused, only N
+answers later: a flag shown the moment it happens tells a careless or colluding annotator that the
+answer they just gave was a wrong gold answer.
+
 A gold answer is right when it points the same way as the gold label (A-side, tie or B-side): the
 five-point scale's strength (A>>B vs A>B) is a matter of judgement that honest annotators split
 on, and flagging them for it would punish the careful. `match="exact"` is there for teams that
@@ -13,11 +18,10 @@ want it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 from typing import Literal
 
+from prefpipe.annotate.tokens import keyed_number
 from prefpipe.core.labels import DIRECTION
 
 
@@ -30,6 +34,8 @@ class GoldPolicy:
     min_accuracy: float = 0.60
     """...and is right on fewer than this share of them."""
     match: Literal["direction", "exact"] = "direction"
+    flag_delay: int = 0
+    """Answers between the flag point and the annotator being told and paused (0: at once)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.rate <= 1:
@@ -40,6 +46,8 @@ class GoldPolicy:
             raise ValueError(f"GoldPolicy.min_accuracy: {self.min_accuracy!r} must be in [0, 1]")
         if self.match not in ("direction", "exact"):
             raise ValueError(f"GoldPolicy.match: {self.match!r} must be 'direction' or 'exact'")
+        if self.flag_delay < 0:
+            raise ValueError(f"GoldPolicy.flag_delay: {self.flag_delay!r} must be at least 0")
 
     @property
     def block(self) -> int:
@@ -47,12 +55,14 @@ class GoldPolicy:
 
     @classmethod
     def from_thresholds(cls, thresholds: dict[str, float]) -> GoldPolicy:
-        """Read gold_rate, gold_min_answers and gold_min_accuracy from the rubric's thresholds."""
+        """Read gold_rate, gold_min_answers, gold_min_accuracy and gold_flag_delay_answers from the
+        rubric's thresholds."""
         default = cls()
         return cls(
             rate=float(thresholds.get("gold_rate", default.rate)),
             min_answers=int(thresholds.get("gold_min_answers", default.min_answers)),
             min_accuracy=float(thresholds.get("gold_min_accuracy", default.min_accuracy)),
+            flag_delay=int(thresholds.get("gold_flag_delay_answers", default.flag_delay)),
         )
 
 
@@ -78,8 +88,7 @@ def flag_reason(answers: int, correct: int, policy: GoldPolicy) -> str | None:
 
 def gold_slot(secret: bytes, annotator_id: int, block_index: int, block: int) -> int:
     """The position (0..block-1) of the gold task inside one block of an annotator's stream."""
-    digest = hmac.new(secret, f"{annotator_id}:{block_index}".encode(), hashlib.sha256).digest()
-    return int.from_bytes(digest[:8], "big") % block
+    return keyed_number(secret, f"{annotator_id}:{block_index}") % block
 
 
 def is_gold_turn(secret: bytes, annotator_id: int, n_served: int, policy: GoldPolicy) -> bool:

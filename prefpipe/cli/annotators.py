@@ -16,14 +16,26 @@ def register(sub: Any) -> None:
     p = sub.add_parser("annotate", help="start the annotators' web app")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20,
+                   help="largest request body accepted, else 413 (default 1048576 = 1 MiB)")
+    p.add_argument("--max-concurrent", type=int, default=4,
+                   help="requests one annotator may have in flight at once, else 429 (default 4)")
+    p.add_argument("--session-hours", type=float, default=12.0,
+                   help="how long a page sign-in lasts (default 12; never longer than the annotator's token)")
+    p.add_argument("--openapi", action="store_true", help="serve /api/openapi.json to admins (off by default)")
     p.set_defaults(handler=run_app)
 
-    p = sub.add_parser("annotators", help="add, list, disable or unflag annotators")
+    p = sub.add_parser("annotators", help="add, list, rotate tokens of, disable or unflag annotators")
     asub = p.add_subparsers(dest="annotators_command", metavar="ACTION", required=True)
     add = asub.add_parser("add", help="add an annotator and print their secret token (shown once)")
     add.add_argument("name")
     add.add_argument("--role", choices=("annotator", "expert", "admin"), default="annotator")
+    add.add_argument("--days", type=float, default=30.0, help="how long the token works (default 30)")
     add.set_defaults(handler=annotators_add)
+    rot = asub.add_parser("rotate", help="print a new token for an annotator; the old one and its sign-ins stop working")
+    rot.add_argument("name")
+    rot.add_argument("--days", type=float, default=30.0, help="how long the new token works (default 30)")
+    rot.set_defaults(handler=annotators_add, rotate=True)
     asub.add_parser("list", help="list annotators with gold accuracy and flag state").set_defaults(
         handler=annotators_list
     )
@@ -39,6 +51,8 @@ def register(sub: Any) -> None:
     q.add_argument("pairs", help="PAIRS.jsonl; optional per line: route (human|spot_check|expert), priority")
     q.add_argument("--batch", required=True, help="batch id the tasks belong to")
     q.add_argument("--gold", help="GOLD.jsonl: a pairs file whose lines also have `label` (the pair's own order)")
+    q.add_argument("--gold-scope", choices=("batch", "global"), default="batch",
+                   help="serve the gold only beside this batch's tasks (default), or beside any batch's")
     q.add_argument("--per-item", type=int, default=3, help="distinct annotators per pair (default 3)")
     q.set_defaults(handler=queue_add)
 
@@ -95,8 +109,13 @@ def _gold_policy() -> Any:
 
 def run_app(args: argparse.Namespace) -> int:
     from prefpipe.annotate.app import create_app
+    from prefpipe.annotate.guard import Limits
     from prefpipe.annotate.server import bind, serve, url_of
 
+    try:
+        limits = Limits(max_body_bytes=args.max_body_bytes, max_concurrent=args.max_concurrent)
+    except ValueError as exc:
+        return _fail(str(exc))
     policy = _gold_policy()
     with _store(gold_policy=policy) as store:
         try:
@@ -107,20 +126,24 @@ def run_app(args: argparse.Namespace) -> int:
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print("note: tokens travel in clear over plain HTTP; put a TLS proxy in front before "
                   "annotators connect from other machines", file=sys.stderr)
-        serve(create_app(store), sock)
+        serve(create_app(store, limits=limits, session_ttl_s=args.session_hours * 3600, openapi=args.openapi), sock)
     return 0
 
 
 def annotators_add(args: argparse.Namespace) -> int:
+    """`add` and `rotate`: both print a fresh token, once."""
     from prefpipe.annotate.errors import AnnotatorError
 
+    rotate = getattr(args, "rotate", False)
+    ttl_s = args.days * 24 * 3600
     with _store() as store:
         try:
-            token = store.add_annotator(args.name, args.role)
+            token = store.rotate_token(args.name, ttl_s=ttl_s) if rotate else store.add_annotator(args.name, args.role, ttl_s=ttl_s)
         except AnnotatorError as exc:
             return _fail(str(exc))
     print(token)
-    print(f"added {args.role} {args.name!r}; this token is shown once: hand it over privately", file=sys.stderr)
+    done = f"new token for {args.name!r} (the old one no longer works)" if rotate else f"added {args.role} {args.name!r}"
+    print(f"{done}; valid {args.days:g} days; this token is shown once: hand it over privately", file=sys.stderr)
     return 0
 
 
@@ -130,11 +153,13 @@ def annotators_list(args: argparse.Namespace) -> int:
     if not rows:
         print("no annotators yet: add one with `prefpipe annotators add NAME`")
         return 0
-    print(f"{'name':<20} {'role':<9} {'state':<8} {'answered':>8} {'skipped':>7} {'gold':>9}  flag reason")
+    print(f"{'name':<20} {'role':<9} {'state':<8} {'answered':>8} {'skipped':>7} {'gold':>9}  {'token expires':<20} flag reason")
     for r in rows:
         state = "disabled" if r["disabled"] else ("FLAGGED" if r["flagged"] else "active")
         gold = f"{r['gold_correct']}/{r['gold_answers']}" if r["gold_answers"] else "-"
-        print(f"{r['name']:<20} {r['role']:<9} {state:<8} {r['answered']:>8} {r['skipped']:>7} {gold:>9}  {r['flag_reason'] or ''}")
+        expires = (r["token_expires_at"] or "-")[:19]
+        print(f"{r['name']:<20} {r['role']:<9} {state:<8} {r['answered']:>8} {r['skipped']:>7} {gold:>9}  {expires:<20} "
+              f"{r['flag_reason'] or ''}")
     return 0
 
 
@@ -168,6 +193,7 @@ def queue_add(args: argparse.Namespace) -> int:
                 rubric=guidelines.rubric_dict(),
                 gold=gold,
                 dimension_scale=guidelines.dimension_scale,
+                gold_scope=args.gold_scope,
             )
     except (PairsFileError, GuidelinesError, FieldError) as exc:
         return _fail(str(exc))

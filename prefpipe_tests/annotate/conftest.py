@@ -42,8 +42,9 @@ def gold_pairs(n: int, prefix: str = "g", label: str = "A>B") -> pd.DataFrame:
 
 
 def enqueue(store: AnnotationStore, batch: str, tasks: pd.DataFrame, *, per_item: int = 3,
-            gold: pd.DataFrame | None = None, version: str = VERSION) -> dict[str, int]:
-    return store.enqueue(batch, tasks, per_item=per_item, guideline_version=version, rubric=RUBRIC, gold=gold)
+            gold: pd.DataFrame | None = None, version: str = VERSION, gold_scope: str = "batch") -> dict[str, int]:
+    return store.enqueue(batch, tasks, per_item=per_item, guideline_version=version, rubric=RUBRIC, gold=gold,
+                         gold_scope=gold_scope)
 
 
 class FakeClock:

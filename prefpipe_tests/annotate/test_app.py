@@ -196,7 +196,7 @@ def test_gold_tasks_are_indistinguishable_from_real_ones(data_dir, clock):
     same database work (so the same latency) when served and when answered."""
     with AnnotationStore(data_dir / "g.sqlite3", gold_policy=GoldPolicy(rate=0.5), clock=clock) as store, \
             ServerThread(create_app(store)) as url, httpx.Client(base_url=url) as http:
-        enqueue(store, "pool", pairs(0), gold=gold_pairs(20), version="gold-pool-version")
+        enqueue(store, "pool", pairs(0), gold=gold_pairs(20), version="gold-pool-version", gold_scope="global")
         enqueue(store, "b1", pairs(40), per_item=1)
         token = store.add_annotator("ann")
         gold_prompts = {f"Prompt g{i}" for i in range(20)}

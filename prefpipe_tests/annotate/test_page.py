@@ -102,3 +102,28 @@ def test_an_annotator_labels_three_items_with_the_keyboard(browser, data_dir):
     assert (store_rows["shown"] == "A>B").all()
     assert (store_rows["label"] == [SWAP["A>B"] if s else "A>B" for s in store_rows["swapped"]]).all()
     assert set(frame["guideline_version"]) == {"v-page"}
+
+
+def test_the_page_keeps_only_a_session_and_sign_out_revokes_it(browser, data_dir):
+    import httpx
+
+    store = AnnotationStore(gold_policy=GoldPolicy())
+    store.enqueue("b1", pairs(2), per_item=1, guideline_version="v-page", rubric=RUBRIC)
+    token = store.add_annotator("alice")
+    with ServerThread(create_app(store)) as url, httpx.Client(base_url=url) as http:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url + "/")
+        page.fill("#token", token)
+        page.press("#token", "Enter")
+        page.wait_for_selector("#task-view:not([hidden])")
+        kept = page.evaluate("() => sessionStorage.getItem('prefpipe.token')")
+        assert kept and kept != token  # the annotator's own token never stays in the browser
+        assert http.get("/api/me", headers={"Authorization": f"Bearer {kept}"}).status_code == 200
+        page.click("#logout")
+        page.wait_for_selector("#login-view:not([hidden])")
+        assert page.evaluate("() => sessionStorage.getItem('prefpipe.token')") is None
+        assert http.get("/api/me", headers={"Authorization": f"Bearer {kept}"}).status_code == 401  # revoked, not just forgotten
+        assert http.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        context.close()
+    store.close()

@@ -13,7 +13,7 @@ import pytest
 from prefpipe.core import settings
 from prefpipe.annotate.errors import AlreadyAnswered, AnnotatorError, AnnotatorPaused, FieldError, TaskNotFound
 from prefpipe.annotate.gold import GoldPolicy
-from prefpipe.annotate.store import AnnotationStore
+from prefpipe.annotate.store import SCHEMA_VERSION, AnnotationStore
 from prefpipe.core.labels import SWAP
 from prefpipe.core.schemas import HUMAN_ANNOTATIONS
 from prefpipe_tests.annotate.conftest import RUBRIC, VERSION, enqueue, gold_pairs, pairs
@@ -172,7 +172,7 @@ def test_gold_is_one_task_in_ten_at_varying_positions_and_only_beside_real_work(
 
 
 def test_gold_answers_count_for_the_batch_being_worked_on(store):
-    enqueue(store, "pool", pairs(0), per_item=1, gold=gold_pairs(5), version="gold-version")
+    enqueue(store, "pool", pairs(0), per_item=1, gold=gold_pairs(5), version="gold-version", gold_scope="global")
     enqueue(store, "b1", pairs(30), per_item=1, version="batch-version")
     label_all(store, annotator(store, "bob"))
     frame = store.annotations("b1")
@@ -521,4 +521,4 @@ def test_a_store_written_before_gold_versions_is_upgraded_in_place(data_dir, clo
     with AnnotationStore(path, clock=clock) as store:
         assert set(store.gold_items("v1")["gold_version"]) == {"v1"} and not store.gold_items("v1")["stale"].any()
         assert len(store.annotations("b1")) == before
-        assert count(store, "SELECT value FROM meta WHERE key = 'schema_version'") == "2"
+        assert count(store, "SELECT value FROM meta WHERE key = 'schema_version'") == str(SCHEMA_VERSION)

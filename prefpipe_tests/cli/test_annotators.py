@@ -55,6 +55,30 @@ def test_annotators_add_list_disable_unflag(data_dir, capsys):
         assert store.authenticate(token) is None
 
 
+def test_annotators_rotate_prints_a_new_token_and_the_old_one_stops_working(data_dir, capsys):
+    assert main(["annotators", "add", "alice", "--days", "2"]) == 0
+    old = capsys.readouterr().out.strip()
+    assert main(["annotators", "rotate", "alice"]) == 0
+    out, err = capsys.readouterr()
+    new = out.strip()
+    assert new.startswith("pp_") and new != old and "old one no longer works" in err and "valid 30 days" in err
+    assert main(["annotators", "rotate", "nobody"]) == 1
+    assert "no annotator called 'nobody'" in capsys.readouterr().err
+    with AnnotationStore() as store:
+        assert store.authenticate(old) is None and store.authenticate(new).name == "alice"
+    main(["annotators", "list"])
+    assert re.search(r"alice\s+annotator\s+active.*\d{4}-\d\d-\d\dT", capsys.readouterr().out)
+
+
+def test_queue_add_scopes_gold_to_its_batch_unless_told_global(data_dir, guidelines, tmp_path):
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [pair(0)])
+    gold = write_jsonl(tmp_path / "gold.jsonl", [pair(90, label="A>B")])
+    assert main(["queue", "add", str(pairs), "--batch", "demo", "--gold", str(gold)]) == 0
+    assert main(["queue", "add", str(pairs), "--batch", "pool", "--gold", str(gold), "--gold-scope", "global"]) == 0
+    with AnnotationStore() as store:
+        assert dict(zip(store.gold_items()["batch_id"], store.gold_items()["scope"])) == {"demo": "batch", "pool": "global"}
+
+
 def test_queue_add_uses_the_guidelines_and_is_idempotent(data_dir, guidelines, tmp_path, capsys):
     pairs = write_jsonl(tmp_path / "pairs.jsonl", [pair(i) for i in range(5)] + [pair(5, route="expert", priority=3)])
     gold = write_jsonl(tmp_path / "gold.jsonl", [pair(90, label="A>B"), pair(91, label="B>>A")])
@@ -106,7 +130,9 @@ def test_annotations_export(data_dir, guidelines, tmp_path, capsys):
 
 def test_annotate_serves_on_the_port_it_prints(data_dir, guidelines):
     env = dict(os.environ, PREFPIPE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "prefpipe.cli", "annotate", "--port", "0"],
+    with AnnotationStore(data_dir / "annotations.sqlite3") as store:
+        token = store.add_annotator("ann")
+    proc = subprocess.Popen([sys.executable, "-m", "prefpipe.cli", "annotate", "--port", "0", "--max-body-bytes", "2000"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()
@@ -121,6 +147,9 @@ def test_annotate_serves_on_the_port_it_prints(data_dir, guidelines):
                 time.sleep(0.05)
         assert r.json() == {"ok": True}
         assert httpx.get(url + "/api/tasks/next").status_code == 401
+        big = httpx.post(url + "/api/tasks/x/skip", headers={"Authorization": f"Bearer {token}"}, json={"reason": "r" * 3000})
+        assert big.status_code == 413
+        assert httpx.get(url + "/api/openapi.json", headers={"Authorization": f"Bearer {token}"}).status_code == 404
         assert str(data_dir / "annotations.sqlite3") in line
     finally:
         proc.terminate()

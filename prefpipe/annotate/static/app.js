@@ -1,4 +1,6 @@
-// prefpipe annotate: the annotator's page. Talks only to the JSON API with the annotator's token.
+// prefpipe annotate: the annotator's page. Talks only to the JSON API. Signing in trades the
+// annotator's token for a session token (POST /api/login); only the session is kept, in this tab's
+// sessionStorage, and signing out revokes it on the server (POST /api/logout).
 // Responses arrive as server-rendered, escaped HTML (markdown-it, raw HTML off); everything else is
 // written with textContent. The page's Content-Security-Policy forbids inline script as well.
 "use strict";
@@ -14,7 +16,7 @@
     $("logout").hidden = view === "login-view";
   }
 
-  function signOut(reason) {
+  function forget(reason) {
     sessionStorage.removeItem(TOKEN_KEY);
     state.token = null;
     state.task = null;
@@ -29,10 +31,21 @@
     if (options.body !== undefined) headers["Content-Type"] = "application/json";
     const response = await fetch(path, Object.assign({}, options, { headers }));
     if (response.status === 401) {
-      signOut("That token was not accepted.");
+      const body = await response.json().catch(() => null);
+      forget("Signed out: " + (detailText(body) || "that token was not accepted") + ".");
       throw new Error("unauthorized");
     }
     return response;
+  }
+
+  async function signOut() {
+    // Revoke the session on the server first; forget it here whatever the answer.
+    try {
+      if (state.token) await fetch("/api/logout", { method: "POST", headers: { Authorization: "Bearer " + state.token } });
+    } catch (err) {
+      /* offline: the session still expires on its own */
+    }
+    forget("");
   }
 
   function detailText(body) {
@@ -197,20 +210,21 @@
   $("submit").addEventListener("click", submit);
   $("skip-button").addEventListener("click", skip);
   $("retry").addEventListener("click", () => loadNext().catch(() => {}));
-  $("logout").addEventListener("click", () => signOut(""));
+  $("logout").addEventListener("click", () => signOut());
 
   $("login-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     state.token = $("token").value.trim();
     $("token").value = "";
     try {
-      const response = await api("/api/me");
-      if (!response.ok) return signOut("Sign-in failed.");
+      const response = await api("/api/login", { method: "POST" });
+      if (!response.ok) return forget("Sign-in failed: " + detailText(await response.json().catch(() => null)));
+      state.token = (await response.json()).token;
       sessionStorage.setItem(TOKEN_KEY, state.token);
       await refreshProgress();
       await loadNext();
     } catch (err) {
-      /* signOut already showed why */
+      /* forget() already showed why */
     }
   });
 

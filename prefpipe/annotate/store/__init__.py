@@ -7,15 +7,17 @@ turn instead of failing. Inside one process a lock serialises the connection, so
 work to it from any thread. `synchronous=FULL`: a stored answer survives a power cut, because
 nothing submitted may be lost.
 
-Tables: `annotators` (token hashes, role, flag state), `batches` (guideline version and rubric
-shown with a batch's tasks), `items` (one row per pair and queue: human, expert or gold), and
-`assignments` (one row per task served to an annotator, with the left/right order they saw, the
-server's timestamps and their answer in the pair's own order).
+Tables: `annotators` (token hashes and expiry, role, flag state), `sessions` (the page's sign-ins),
+`batches` (guideline version and rubric shown with a batch's tasks), `items` (one row per pair and
+queue: human, expert or gold, with its HTML rendered once when queued), and `assignments` (one row
+per task served to an annotator, with the left/right order they saw, the server's timestamps and
+their answer in the pair's own order). The file is private to its owner (0600).
 
-Gold is a global pool: gold pairs are stored with the batch they were loaded with (for the
-record), but are served to annotators working on any batch. A gold answer is reported with the
-batch the annotator was working on when it was served (the batch of the real task it stood in for),
-so each batch's annotations carry the gold evidence about the people who labelled it.
+Gold pairs are served only beside real tasks of the batch they were loaded for (`gold_scope`
+"batch", the default), so one batch's annotators never see another batch's gold prompts; a pool
+loaded with scope "global" is served beside any batch. A gold answer is reported with the batch
+the annotator was working on when it was served (the batch of the real task it stood in for), so
+each batch's annotations carry the gold evidence about the people who labelled it.
 
 A gold answer key is part of the guidelines (docs/operations.md, gold re-check policy): each gold
 item carries the guideline version its key was written or last confirmed under (`gold_version`),
@@ -28,8 +30,9 @@ label is not a re-check; a changed label is a new key under the batch's version.
 
 The store is one class composed of one mixin per concern, each in its own module: `schema`
 (the file, its tables and migration, the connection, lock and transactions), `annotators`,
-`queue` (enqueue, batch status) with `validation` (the frames it is given), `serving` (next task,
-answer, skip, progress), `gold_keys` (gold keys and re-check) and `readback` (annotations, export).
+`sessions` (signing in, expiry, sign-out, rotation), `queue` (enqueue, batch status) with
+`validation` (the frames it is given), `serving` (next task, answer, skip, progress), `gold_keys`
+(gold keys and re-check) and `readback` (annotations, export).
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ from prefpipe.annotate.store.annotators import (
 from prefpipe.annotate.store.gold_keys import GoldKeysMixin
 from prefpipe.annotate.store.queue import QueueMixin
 from prefpipe.annotate.store.readback import ReadbackMixin
-from prefpipe.annotate.store.schema import SCHEMA_VERSION
+from prefpipe.annotate.store.schema import SCHEMA_VERSION, TOKEN_TTL_S
 from prefpipe.annotate.store.serving import SWEEP_EVERY_S, Receipt, ServingMixin, Task
+from prefpipe.annotate.store.sessions import SESSION_TTL_S, SessionsMixin, SignedIn
 from prefpipe.annotate.store.values import content_key, iso_utc
 
 __all__ = [
@@ -53,15 +57,18 @@ __all__ = [
     "NAME_PATTERN",
     "ROLES",
     "SCHEMA_VERSION",
+    "SESSION_TTL_S",
     "SWEEP_EVERY_S",
+    "TOKEN_TTL_S",
     "AnnotationStore",
     "Annotator",
     "Receipt",
+    "SignedIn",
     "Task",
     "content_key",
     "iso_utc",
 ]
 
 
-class AnnotationStore(AnnotatorsMixin, QueueMixin, ServingMixin, GoldKeysMixin, ReadbackMixin):
+class AnnotationStore(AnnotatorsMixin, SessionsMixin, QueueMixin, ServingMixin, GoldKeysMixin, ReadbackMixin):
     """The shared SQLite store. Cheap to open; open one per process (or per asset run) and reuse it."""

@@ -1,5 +1,5 @@
-"""Annotator accounts: creating them with a secret token, signing in by token, disabling,
-lifting a gold flag, and the admins' list with counts and gold accuracy."""
+"""Annotator accounts: creating them with a secret token, disabling, lifting a gold flag, and the
+admins' list with counts and gold accuracy. (Signing in, sessions and rotation: sessions.py.)"""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from prefpipe.annotate.errors import AnnotatorError
-from prefpipe.annotate.store.schema import StoreBase
+from prefpipe.annotate.store.schema import TOKEN_TTL_S, StoreBase
 from prefpipe.annotate.store.values import iso_utc
 from prefpipe.annotate.tokens import hash_token, new_token
 
 ROLES = ("annotator", "expert", "admin")
 LABELLING_ROLES = ("annotator", "expert")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+FLAG_SHOWN = "(flagged AND n_answered >= COALESCE(flag_shown_after, 0))"
+"""SQL over `annotators`: flagged, and told so (paused) now that the delay after the flag point is over."""
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,9 @@ class Annotator:
 class AnnotatorsMixin(StoreBase):
     """The `annotators` table: accounts, tokens and flag state."""
 
-    def add_annotator(self, name: str, role: str = "annotator") -> str:
-        """Create an annotator and return their secret token (shown once; only its hash is kept)."""
+    def add_annotator(self, name: str, role: str = "annotator", *, ttl_s: float = TOKEN_TTL_S) -> str:
+        """Create an annotator and return their secret token (shown once; only its hash is kept),
+        valid for `ttl_s` seconds."""
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise AnnotatorError(
                 f"name: {name!r} must be 1-64 letters, digits or _.@- and start with a letter or digit"
@@ -38,26 +41,16 @@ class AnnotatorsMixin(StoreBase):
         if role not in ROLES:
             raise AnnotatorError(f"role: {role!r} must be one of {', '.join(ROLES)}")
         token = new_token()
+        now = self._clock()
         try:
             with self._write() as conn:
                 conn.execute(
-                    "INSERT INTO annotators (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)",
-                    (name, role, hash_token(token), self._clock()),
+                    "INSERT INTO annotators (name, role, token_hash, token_expires_at, created_at) VALUES (?, ?, ?, ?, ?)",
+                    (name, role, hash_token(token), now + float(ttl_s), now),
                 )
         except sqlite3.IntegrityError as exc:
             raise AnnotatorError(f"name: an annotator called {name!r} already exists") from exc
         return token
-
-    def authenticate(self, token: str | None) -> Annotator | None:
-        """The enabled annotator holding this token, or None."""
-        if not token:
-            return None
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT id, name, role, flagged FROM annotators WHERE token_hash = ? AND disabled = 0",
-                (hash_token(token),),
-            ).fetchone()
-        return Annotator(row[0], row[1], row[2], bool(row[3])) if row else None
 
     def disable(self, name: str) -> None:
         """Revoke an annotator's token; their stored work is kept."""
@@ -66,7 +59,8 @@ class AnnotatorsMixin(StoreBase):
     def unflag(self, name: str) -> None:
         """Lift a gold flag; the gold count starts afresh so one more slip does not re-flag at once."""
         self._set_annotator(
-            name, "flagged = 0, flag_reason = NULL, flagged_at = NULL, gold_window_answers = 0, gold_window_correct = 0"
+            name, "flagged = 0, flag_reason = NULL, flagged_at = NULL, flag_shown_after = NULL, "
+                  "gold_window_answers = 0, gold_window_correct = 0"
         )
 
     def _set_annotator(self, name: str, assignments_sql: str) -> None:
@@ -76,11 +70,14 @@ class AnnotatorsMixin(StoreBase):
                 raise AnnotatorError(f"name: no annotator called {name!r}")
 
     def list_annotators(self) -> list[dict[str, Any]]:
-        """Every annotator with role, state, counts and all-time gold accuracy (for admins)."""
-        sql = """
+        """Every annotator with role, state, counts and all-time gold accuracy (for admins).
+
+        `flagged` is the flag as the data sees it (from the flag point on); `flag_shown` whether
+        the annotator is told yet (a rubric's gold_flag_delay_answers holds it back)."""
+        sql = f"""
         SELECT an.name, an.role, an.disabled, an.flagged, an.flag_reason, an.flagged_at,
                an.n_answered, an.n_skipped,
-               COALESCE(g.answers, 0), COALESCE(g.correct, 0), an.created_at
+               COALESCE(g.answers, 0), COALESCE(g.correct, 0), an.created_at, an.token_expires_at, {FLAG_SHOWN}
         FROM annotators an
         LEFT JOIN (SELECT annotator_id, count(*) AS answers, sum(gold_correct) AS correct
                    FROM assignments WHERE gold_correct IS NOT NULL GROUP BY annotator_id) g
@@ -103,6 +100,9 @@ class AnnotatorsMixin(StoreBase):
                 "gold_correct": gold_correct,
                 "gold_accuracy": (gold_correct / gold_answers) if gold_answers else None,
                 "created_at": iso_utc(created),
+                "token_expires_at": iso_utc(expires),
+                "flag_shown": bool(shown),
             }
-            for name, role, disabled, flagged, reason, flagged_at, answered, skipped, gold_answers, gold_correct, created in rows
+            for (name, role, disabled, flagged, reason, flagged_at, answered, skipped, gold_answers, gold_correct,
+                 created, expires, shown) in rows
         ]

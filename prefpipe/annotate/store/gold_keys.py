@@ -23,8 +23,9 @@ class GoldKeysMixin(StoreBase):
 
     def gold_items(self, current_version: str | None = None) -> pd.DataFrame:
         """Every gold pair with its key, the version the key was written or confirmed under, who
-        last re-checked it, how many answers it has and how many of them await a re-check; `stale`
-        is True where the key's version is not `current_version` (None: nothing is stale)."""
+        last re-checked it, how many answers it has and how many of them await a re-check, and its
+        scope (served beside its own batch only, or any); `stale` is True where the key's version
+        is not `current_version` (None: nothing is stale)."""
         import pandas as pd
 
         with self._read() as conn:
@@ -32,12 +33,13 @@ class GoldKeysMixin(StoreBase):
                 """SELECT i.batch_id, i.pair_id, i.gold_label, i.gold_version, i.gold_checked_by, i.gold_checked_at,
                           i.prompt, i.response_a, i.response_b,
                           count(a.id) FILTER (WHERE a.status = 'answered'),
-                          count(a.id) FILTER (WHERE a.status = 'answered' AND a.gold_correct IS NULL)
+                          count(a.id) FILTER (WHERE a.status = 'answered' AND a.gold_correct IS NULL), i.gold_scope
                    FROM items i LEFT JOIN assignments a ON a.item_id = i.id
                    WHERE i.queue = 'gold' GROUP BY i.id ORDER BY i.batch_id, i.pair_id""",
             ).fetchall()
         frame = pd.DataFrame(rows, columns=["batch_id", "pair_id", "gold_label", "gold_version", "checked_by", "checked_at",
-                                            "prompt", "response_a", "response_b", "answers", "answers_awaiting_recheck"])
+                                            "prompt", "response_a", "response_b", "answers", "answers_awaiting_recheck",
+                                            "scope"])
         frame["checked_at"] = [iso_utc(t) for t in frame["checked_at"]]
         frame.insert(4, "stale", frame["gold_version"].ne(current_version) if current_version is not None else False)
         return frame

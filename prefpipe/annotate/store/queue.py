@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from prefpipe.annotate import assignment as asg
 from prefpipe.annotate.errors import FieldError
-from prefpipe.annotate.store.schema import StoreBase
+from prefpipe.annotate.render import safe_html
+from prefpipe.annotate.store.schema import StoreBase, new_shuffle_key
 from prefpipe.annotate.store.validation import _check_rubric, _prepare_gold, _prepare_tasks
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
+
+GOLD_SCOPES = ("batch", "global")
+_TEXTS = ("prompt", "response_a", "response_b")
 
 
 class QueueMixin(StoreBase):
@@ -28,6 +35,7 @@ class QueueMixin(StoreBase):
         gold: pd.DataFrame | None = None,
         expert_per_item: int = 1,
         dimension_scale: tuple[int, int] = (1, 5),
+        gold_scope: str = "batch",
     ) -> dict[str, int]:
         """Load a batch's tasks (and gold pairs) into the queue; idempotent.
 
@@ -40,7 +48,9 @@ class QueueMixin(StoreBase):
         file is not an expert re-check); it never
         duplicates an item and never touches an answer. A pair whose text changed is updated only
         while nobody has been served it (else its old text is kept and counted in `text_kept`).
-        Everything is validated before anything is written.
+        `gold_scope` "batch" serves the gold only beside this batch's tasks, "global" beside any
+        batch's. Each new or changed text is rendered to HTML here, once, outside the write lock
+        (render.py). Everything is validated before anything is written.
         """
         import pandas as pd
 
@@ -52,6 +62,8 @@ class QueueMixin(StoreBase):
             raise FieldError("expert_per_item", f"{expert_per_item!r} must be at least 1")
         if not isinstance(guideline_version, str) or not guideline_version:
             raise FieldError("guideline_version", "must be a non-empty string")
+        if gold_scope not in GOLD_SCOPES:
+            raise FieldError("gold_scope", f"{gold_scope!r} must be one of {', '.join(GOLD_SCOPES)}")
         rubric_json = json.dumps(_check_rubric(rubric), separators=(",", ":"))
         lo, hi = int(dimension_scale[0]), int(dimension_scale[1])
         if lo >= hi:
@@ -59,7 +71,10 @@ class QueueMixin(StoreBase):
         frames = [_prepare_tasks(tasks, int(per_item), int(expert_per_item))]
         if gold is not None:
             frames.append(_prepare_gold(gold))
-        incoming = pd.concat(frames, ignore_index=True)
+        incoming = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)  # empty ones carry no dtype
+        with self._read() as conn:
+            existing = _existing(conn, batch_id)
+        html = _render_outside_the_lock(incoming, existing)
         now = self._clock()
         counts = {"inserted": 0, "updated": 0, "unchanged": 0, "text_kept": 0, "gold_inserted": 0, "gold_updated": 0}
         with self._write() as conn:
@@ -71,35 +86,24 @@ class QueueMixin(StoreBase):
                      updated_at = excluded.updated_at""",
                 (batch_id, guideline_version, rubric_json, json.dumps([lo, hi]), now),
             )
-            existing = pd.DataFrame(
-                conn.execute(
-                    """SELECT id, pair_id, queue, route, prompt, response_a, response_b, priority, labels_wanted,
-                              gold_label, EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = items.id) AS served
-                       FROM items WHERE batch_id = ?""",
-                    (batch_id,),
-                ).fetchall(),
-                columns=["id", "pair_id", "queue", "route", "prompt", "response_a", "response_b", "priority",
-                         "labels_wanted", "gold_label", "served"],
-            )
-            merged = incoming.merge(existing, on=["pair_id", "queue"], how="left", suffixes=("", "_old"), indicator=True)
+            merged = _merge(incoming, _existing(conn, batch_id))
             is_gold = merged["queue"].eq(asg.GOLD_QUEUE)
             new = merged[merged["_merge"].eq("left_only")]
             conn.executemany(
                 """INSERT INTO items (batch_id, pair_id, queue, route, prompt, response_a, response_b, content_key,
-                                      priority, labels_wanted, gold_label, gold_version, enqueued_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                      prompt_html, response_a_html, response_b_html, priority, shuffle_key,
+                                      labels_wanted, gold_label, gold_scope, gold_version, enqueued_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [
                     (batch_id, r.pair_id, r.queue, r.route, r.prompt, r.response_a, r.response_b, r.content_key,
-                     float(r.priority), int(r.labels_wanted), r.gold_label,
+                     html(r.prompt), html(r.response_a), html(r.response_b), float(r.priority), new_shuffle_key(),
+                     int(r.labels_wanted), r.gold_label, gold_scope if r.queue == asg.GOLD_QUEUE else None,
                      guideline_version if r.queue == asg.GOLD_QUEUE else None, now)
                     for r in new.itertuples(index=False)
                 ],
             )
             old = merged[merged["_merge"].eq("both")]
-            text_cols = ["prompt", "response_a", "response_b"]
-            text_changed = pd.Series(False, index=old.index)
-            for col in text_cols:
-                text_changed |= old[col].ne(old[f"{col}_old"])
+            text_changed = _text_changed(old)
             keep_text = text_changed & old["served"].astype(bool)
             take_text = text_changed & ~keep_text
             meta_changed = (
@@ -107,21 +111,28 @@ class QueueMixin(StoreBase):
                 | old["priority"].astype(float).ne(old["priority_old"].astype(float))
                 | old["labels_wanted"].astype(int).ne(old["labels_wanted_old"].astype(int))
                 | old["gold_label"].fillna("").ne(old["gold_label_old"].fillna(""))
+                | (old["queue"].eq(asg.GOLD_QUEUE) & old["scope_old"].ne(gold_scope))
             )
             changed = old[meta_changed | take_text]
+            touched = old[meta_changed | take_text | old["needs_html"].astype(bool)]
             updates = []
-            for r, new_text in zip(changed.itertuples(index=False), take_text[changed.index]):
+            for r, new_text in zip(touched.itertuples(index=False), take_text[touched.index]):
                 prompt, a, b, key = ((r.prompt, r.response_a, r.response_b, r.content_key) if new_text
                                      else (r.prompt_old, r.response_a_old, r.response_b_old, None))
+                rendered = new_text or r.needs_html
                 updates.append(dict(route=r.route, priority=float(r.priority), wanted=int(r.labels_wanted), gold=r.gold_label,
-                                    version=guideline_version, prompt=prompt, a=a, b=b, key=key, id=int(r.id)))
+                                    version=guideline_version, scope=gold_scope, prompt=prompt, a=a, b=b, key=key,
+                                    prompt_html=html(prompt) if rendered else None, a_html=html(a) if rendered else None,
+                                    b_html=html(b) if rendered else None, id=int(r.id)))
             conn.executemany(
                 """UPDATE items SET route = :route, priority = :priority, labels_wanted = :wanted,
                      gold_version = CASE WHEN queue = 'gold' AND gold_label IS NOT :gold THEN :version ELSE gold_version END,
                      gold_checked_by = CASE WHEN queue = 'gold' AND gold_label IS NOT :gold THEN NULL ELSE gold_checked_by END,
                      gold_checked_at = CASE WHEN queue = 'gold' AND gold_label IS NOT :gold THEN NULL ELSE gold_checked_at END,
-                     gold_label = :gold,
-                     prompt = :prompt, response_a = :a, response_b = :b, content_key = COALESCE(:key, content_key)
+                     gold_label = :gold, gold_scope = CASE WHEN queue = 'gold' THEN :scope END,
+                     prompt = :prompt, response_a = :a, response_b = :b, content_key = COALESCE(:key, content_key),
+                     prompt_html = COALESCE(:prompt_html, prompt_html), response_a_html = COALESCE(:a_html, response_a_html),
+                     response_b_html = COALESCE(:b_html, response_b_html)
                    WHERE id = :id""",
                 updates,
             )
@@ -155,3 +166,46 @@ class QueueMixin(StoreBase):
             "skipped": int(by_status.get("skipped", 0)),
             "pending": int(by_status.get("pending", 0)),
         }
+
+
+def _existing(conn: sqlite3.Connection, batch_id: str) -> pd.DataFrame:
+    """The batch's stored items, to merge what is being loaded with."""
+    import pandas as pd
+
+    rows = conn.execute(
+        """SELECT id, pair_id, queue, route, prompt, response_a, response_b, priority, labels_wanted,
+                  gold_label, gold_scope, prompt_html IS NULL,
+                  EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = items.id) AS served
+           FROM items WHERE batch_id = ?""",
+        (batch_id,),
+    ).fetchall()
+    return pd.DataFrame(rows, columns=["id", "pair_id", "queue", "route", "prompt", "response_a", "response_b", "priority",
+                                       "labels_wanted", "gold_label", "scope_old", "needs_html", "served"])
+
+
+def _merge(incoming: pd.DataFrame, existing: pd.DataFrame) -> pd.DataFrame:
+    return incoming.merge(existing, on=["pair_id", "queue"], how="left", suffixes=("", "_old"), indicator=True)
+
+
+def _text_changed(old: pd.DataFrame) -> pd.Series:
+    """Rows (present before) whose prompt or responses differ from the stored ones."""
+    import pandas as pd
+
+    changed = pd.Series(False, index=old.index)
+    for col in _TEXTS:
+        changed |= old[col].ne(old[f"{col}_old"])
+    return changed
+
+
+def _render_outside_the_lock(incoming: pd.DataFrame, existing: pd.DataFrame) -> Callable[[str], str]:
+    """HTML for every text that may need it (new pairs, changed text, rows stored without HTML),
+    rendered before the write transaction so the store is never locked while markdown renders;
+    returns a lookup that renders what it missed (a row changed meanwhile by another process)."""
+    merged = _merge(incoming, existing)
+    fresh = merged["_merge"].eq("left_only")
+    old = merged[~fresh]
+    unrendered = old[old["needs_html"].astype(bool)]
+    texts = {t for frame in (merged[fresh], old[_text_changed(old)], unrendered) for col in _TEXTS for t in frame[col]}
+    texts |= {t for col in _TEXTS for t in unrendered[f"{col}_old"]}
+    done = {t: safe_html(t) for t in texts}
+    return lambda text: done[text] if text in done else safe_html(text)

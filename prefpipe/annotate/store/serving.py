@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prefpipe.annotate import assignment as asg
@@ -18,7 +18,8 @@ from prefpipe.annotate.errors import (
     TaskNotFound,
 )
 from prefpipe.annotate.gold import flag_reason, is_correct, is_gold_turn
-from prefpipe.annotate.store.annotators import LABELLING_ROLES, Annotator
+from prefpipe.annotate.render import plain_html
+from prefpipe.annotate.store.annotators import FLAG_SHOWN, LABELLING_ROLES, Annotator
 from prefpipe.annotate.store.schema import StoreBase
 from prefpipe.annotate.tokens import new_task_id
 from prefpipe.core.labels import CODE, SCALE
@@ -36,6 +37,8 @@ class Task:
     response_b: str
     rubric: list[dict[str, Any]]
     guideline_version: str
+    rendered: dict[str, str] = field(default_factory=dict, compare=False)
+    """Safe HTML of prompt, response_a and response_b (in this order of A and B), stored when queued."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,7 +76,7 @@ class ServingMixin(StoreBase):
         with self._write() as conn:
             self._sweep_expired(conn, now)
             n_served, flagged, role = conn.execute(
-                "SELECT n_served, flagged, role FROM annotators WHERE id = ?", (annotator.id,)
+                f"SELECT n_served, {FLAG_SHOWN}, role FROM annotators WHERE id = ?", (annotator.id,)
             ).fetchone()
             if flagged:
                 raise AnnotatorPaused("paused: an admin is reviewing this account")
@@ -83,10 +86,10 @@ class ServingMixin(StoreBase):
             ).fetchone()
             if pending is not None:
                 return _load_task(conn, pending[0])
-            real = asg.real_candidate(conn, annotator.id, role)
+            real = asg.real_candidate(conn, annotator.id, role, asg.order_point(self._gold_secret, annotator.id, n_served))
             version = None if real is None else conn.execute(
                 "SELECT guideline_version FROM batches WHERE batch_id = ?", (real.batch_id,)).fetchone()[0]
-            gold = asg.gold_candidate(conn, annotator.id, version)
+            gold = asg.gold_candidate(conn, annotator.id, version, None if real is None else real.batch_id)
             turn = is_gold_turn(self._gold_secret, annotator.id, n_served, self.gold_policy)
             chosen = asg.choose(real, gold, turn)
             if chosen is None:
@@ -108,11 +111,12 @@ class ServingMixin(StoreBase):
         """Store an answer given in the annotator's view; the server maps it to the pair's order.
 
         Time on task is the server's: from serving to this call. Gold answers are checked here and
-        a failing annotator is flagged in the same transaction; an answer to a gold key of another
-        guideline version than the task's is stored unscored (package docstring).
+        a failing annotator is flagged in the same transaction (shown to them and paused only
+        `gold_policy.flag_delay` answers later); an answer to a gold key of another guideline
+        version than the task's is stored unscored (package docstring).
         """
         if not isinstance(label, str) or label not in CODE:
-            raise FieldError("label", f"{label!r} is not on the scale {', '.join(SCALE)}")
+            raise FieldError("label", f"must be one of {', '.join(SCALE)}")  # never echo what a client sent
         now = self._clock()
         with self._write() as conn:
             row = _own_open_task(conn, annotator, task_id)
@@ -140,8 +144,8 @@ class ServingMixin(StoreBase):
             reason = None if flagged else flag_reason(answers, right, self.gold_policy)
             if reason is not None:
                 conn.execute(
-                    "UPDATE annotators SET flagged = 1, flag_reason = ?, flagged_at = ? WHERE id = ?",
-                    (reason, now, annotator.id),
+                    "UPDATE annotators SET flagged = 1, flag_reason = ?, flagged_at = ?, flag_shown_after = ? WHERE id = ?",
+                    (reason, now, answered + self.gold_policy.flag_delay, annotator.id),
                 )
         return Receipt(task_id, "answered", answered, skipped)
 
@@ -167,13 +171,13 @@ class ServingMixin(StoreBase):
     def progress(self, annotator: Annotator) -> dict[str, Any]:
         """What the annotator may see about themselves: counts and whether they are paused.
 
-        No count of the work left: how it moves as tasks are served and answered would show
-        which tasks were gold (gold is extra work, so real work left would drop for every task
-        but the gold ones).
+        `flagged` only once the flag is shown (gold_policy.flag_delay). No count of the work left:
+        how it moves as tasks are served and answered would show which tasks were gold (gold is
+        extra work, so real work left would drop for every task but the gold ones).
         """
         with self._read() as conn:
             name, role, flagged, answered, skipped = conn.execute(
-                "SELECT name, role, flagged, n_answered, n_skipped FROM annotators WHERE id = ?", (annotator.id,)
+                f"SELECT name, role, {FLAG_SHOWN}, n_answered, n_skipped FROM annotators WHERE id = ?", (annotator.id,)
             ).fetchone()
             pending = conn.execute(
                 "SELECT count(*) FROM assignments WHERE annotator_id = ? AND status = 'pending'", (annotator.id,)
@@ -204,17 +208,20 @@ class ServingMixin(StoreBase):
 
 
 def _load_task(conn: sqlite3.Connection, assignment_id: int) -> Task:
-    task_id, swapped, version, prompt, a, b, rubric, scale = conn.execute(
+    task_id, swapped, version, prompt, a, b, prompt_html, a_html, b_html, rubric, scale = conn.execute(
         """SELECT a.task_id, a.swapped, a.guideline_version, i.prompt, i.response_a, i.response_b,
-                  b.rubric, b.dimension_scale
+                  i.prompt_html, i.response_a_html, i.response_b_html, b.rubric, b.dimension_scale
            FROM assignments a JOIN items i ON i.id = a.item_id JOIN batches b ON b.batch_id = a.batch_id
            WHERE a.id = ?""",
         (assignment_id,),
     ).fetchone()
     lo, hi = json.loads(scale)
     shown = [{**dim, "scale": [lo, hi]} for dim in json.loads(rubric)]
-    left, right = (b, a) if swapped else (a, b)
-    return Task(task_id, prompt, left, right, shown, version)
+    texts = [(t, h if h is not None else plain_html(t))  # None: queued before HTML was stored
+             for t, h in ((prompt, prompt_html), (a, a_html), (b, b_html))]
+    first, left, right = (texts[0], texts[2], texts[1]) if swapped else texts
+    rendered = {"prompt": first[1], "response_a": left[1], "response_b": right[1]}
+    return Task(task_id, first[0], left[0], right[0], shown, version, rendered)
 
 
 def _own_open_task(conn: sqlite3.Connection, annotator: Annotator, task_id: str) -> tuple:

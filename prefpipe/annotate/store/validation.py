@@ -31,18 +31,23 @@ def _check_rubric(rubric: Any) -> list[dict[str, Any]]:
 _TEXT_COLUMNS = ("pair_id", "prompt", "response_a", "response_b")
 
 
+def _first(flags: Any) -> int | None:
+    """Position of the first true flag, or None. Plain Python over any iterable, so an empty
+    frame of any dtype (pandas' string dtype refuses `.any()` on an empty result) passes."""
+    return next((i for i, flag in enumerate(flags) if flag), None)
+
+
 def _check_frame(df: pd.DataFrame, required: tuple[str, ...], what: str) -> None:
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise FieldError(what, f"missing column(s) {', '.join(missing)}")
     for col in _TEXT_COLUMNS:
-        bad = ~df[col].map(lambda v: isinstance(v, str))
-        if bad.any():
-            where = df.index[bad][0]
-            raise FieldError(f"{what}.{col}", f"row {where}: {df[col][where]!r} is not text")
-    empty_ids = df["pair_id"].map(str.strip).eq("")
-    if empty_ids.any():
-        raise FieldError(f"{what}.pair_id", f"row {df.index[empty_ids][0]}: empty pair_id")
+        bad = _first(not isinstance(v, str) for v in df[col])
+        if bad is not None:
+            raise FieldError(f"{what}.{col}", f"row {df.index[bad]}: {df[col].iloc[bad]!r} is not text")
+    empty = _first(not v.strip() for v in df["pair_id"])
+    if empty is not None:
+        raise FieldError(f"{what}.pair_id", f"row {df.index[empty]}: empty pair_id")
 
 
 def _prepare_tasks(tasks: pd.DataFrame, per_item: int, expert_per_item: int) -> pd.DataFrame:
@@ -92,9 +97,8 @@ def _prepare_gold(gold: pd.DataFrame) -> pd.DataFrame:
 
     _check_frame(gold, (*_TEXT_COLUMNS, "label"), "gold")
     df = gold.reset_index(drop=True)
-    bad = ~df["label"].map(lambda v: isinstance(v, str) and v in CODE)
-    if bad.any():
-        i = int(df.index[bad][0])
+    i = _first(not (isinstance(v, str) and v in CODE) for v in df["label"])
+    if i is not None:
         raise FieldError("gold.label", f"pair {df['pair_id'][i]!r}: {df['label'][i]!r} is not on the scale {', '.join(SCALE)}")
     out = pd.DataFrame(
         {
