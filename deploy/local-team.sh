@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole prefpipe team stack on one machine, from Debian's packages and processes:
 # PostgreSQL (annotation store, Dagster instance, lakehouse catalog), Redis (Celery broker),
-# the Dagster webserver and daemon, two Celery workers and two annotation app replicas.
+# the Dagster webserver and daemon, two Celery workers and two annotation app replicas (which
+# share the SQLite annotation store for now: its PostgreSQL backend is not built yet).
 #
 #   deploy/local-team.sh start     # prints the environment to load: source "$TEAM_DIR/team.env"
 #   deploy/local-team.sh status
@@ -22,8 +23,9 @@ REDIS_PORT="${REDIS_PORT:-56379}"
 WEB_PORT="${WEB_PORT:-3000}"
 APP_PORTS="${APP_PORTS:-8101 8102}"
 WORKERS="${WORKERS:-2}"
-PYTHON="$(realpath -m "${PREFPIPE_PYTHON:-$PROJECT/.venv/bin/python}")"
-BIN="$(dirname "$PYTHON")"
+PYTHON="${PREFPIPE_PYTHON:-$PROJECT/.venv/bin/python}"
+BIN="$(cd "$(dirname "$PYTHON")" && pwd)"  # the venv's bin folder (not the interpreter its python links to)
+PYTHON="$BIN/$(basename "$PYTHON")"
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
 export PATH="$BIN:$PATH"  # dagster-celery starts `celery` from PATH
 export PG_HOST=127.0.0.1 PG_PORT PG_USER=prefpipe PG_DB=prefpipe REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" SHARED_DIR="$TEAM_DIR/shared"
@@ -54,6 +56,7 @@ wait_for() {  # wait_for WHAT COMMAND...: up to 60 s
 start_postgres() {
   [ -n "$PG_BIN" ] || { echo "PostgreSQL is not installed: apt-get install postgresql" >&2; exit 1; }
   mkdir -p "$TEAM_DIR/pg"
+  [ "$(id -u)" = 0 ] && chmod o+x "$TEAM_DIR"  # the postgres user must reach its data folder (nothing else is readable)
   if [ ! -f "$TEAM_DIR/secrets.env" ]; then
     (umask 077; echo "PGPASSWORD=$("$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(24))')" >"$TEAM_DIR/secrets.env")
   fi
@@ -107,7 +110,8 @@ start_processes() {
   . "$TEAM_DIR/team.env"
   # schemas first, once: processes that start together would race to create them
   "$BIN/dagster" instance migrate >"$TEAM_DIR/logs/instance-migrate.log" 2>&1 || { cat "$TEAM_DIR/logs/instance-migrate.log" >&2; exit 1; }
-  "$BIN/prefpipe" store migrate >"$TEAM_DIR/logs/store-migrate.log" 2>&1 || { cat "$TEAM_DIR/logs/store-migrate.log" >&2; exit 1; }
+  "$PYTHON" -c 'from prefpipe.core.warehouse import connect_for_write; connect_for_write(None, {}).close()' \
+    >"$TEAM_DIR/logs/lake-init.log" 2>&1 || { cat "$TEAM_DIR/logs/lake-init.log" >&2; exit 1; }  # the lakehouse catalog
   launch webserver "$BIN/dagster-webserver" -h 127.0.0.1 -p "$WEB_PORT" -w "$PROJECT/workspace.yaml"
   launch daemon "$BIN/dagster-daemon" run -w "$PROJECT/workspace.yaml"
   for i in $(seq 1 "$WORKERS"); do

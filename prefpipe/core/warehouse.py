@@ -19,7 +19,7 @@ import pandas as pd
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from prefpipe.core import schemas, settings
-from prefpipe.core.warehouse_target import WarehouseTarget, configured_target, open_lakehouse, parse_target
+from prefpipe.core.warehouse_target import LakehouseNotCreated, WarehouseTarget, configured_target, open_lakehouse, parse_target
 from prefpipe.errors import PrefpipeError
 
 
@@ -88,7 +88,11 @@ def read_only(database: str | Path | None = None) -> Iterator[duckdb.DuckDBPyCon
     if not where.exists():
         yield None
         return
-    con = _connect(where, read_only=True)
+    try:
+        con = _connect(where, read_only=True)
+    except LakehouseNotCreated:
+        yield None
+        return
     try:
         yield con
     finally:

@@ -34,6 +34,10 @@ class WarehouseConfigError(PrefpipeError):
     """PREFPIPE_WAREHOUSE names no warehouse prefpipe can open (the message says why)."""
 
 
+class LakehouseNotCreated(WarehouseConfigError):
+    """Read-only access to a lakehouse whose catalog nobody has written yet: it has no tables."""
+
+
 @dataclass(frozen=True)
 class WarehouseTarget:
     kind: str  # "duckdb" | "ducklake"
@@ -112,6 +116,8 @@ def open_lakehouse(target: WarehouseTarget, *, read_only: bool) -> duckdb.DuckDB
         con.execute(f"USE {LAKE}")
     except duckdb.Error as exc:
         con.close()
+        if read_only and "creating a new DuckLake is explicitly disabled" in str(exc):
+            raise LakehouseNotCreated(f"{WAREHOUSE_ENV}: the lakehouse {target.display} has no catalog yet (a run creates it)") from None
         reason = str(exc).replace(target.catalog, target.display).splitlines()[0]
         if "password=" in reason:
             reason = "the catalog refused the connection"
