@@ -38,11 +38,25 @@ def read_batch_tables(batch_id: str, tables: tuple[str, ...], *, database: Path 
     return read_tables(tables, batch_id=batch_id, database=path)
 
 
+def batch_id_error(batch_id: str) -> str | None:
+    """Why `batch_id` names no batch folder (as `prefpipe run` checks it), or None: a path such as
+    ../../outside would read and write outside data/batches/."""
+    from prefpipe.core.batches import is_valid_batch_id
+
+    if is_valid_batch_id(batch_id):
+        return None
+    return (f"--batch {batch_id!r} is not a batch id: letters, digits, '_', '.' and '-', starting with a letter or digit, "
+            "at most 100 characters (the name of a folder under data/batches/)")
+
+
 def _export(args: argparse.Namespace) -> int:
     from prefpipe.core import settings
     from prefpipe.exports import argilla, label_studio
     from prefpipe.core.files import write_json
 
+    if (problem := batch_id_error(args.batch)) is not None:
+        print(problem, file=sys.stderr)
+        return 2
     try:
         tables = read_batch_tables(args.batch, EXPORT_TABLES[args.format])
     except FileNotFoundError as exc:
@@ -112,6 +126,9 @@ def _import(args: argparse.Namespace) -> int:
     from prefpipe.exports import argilla, label_studio
     from prefpipe.exports.annotation_files import batch_annotations_path, import_file_name, write_annotations_jsonl
 
+    if (problem := batch_id_error(args.batch)) is not None:
+        print(f"import failed, nothing written: {problem}", file=sys.stderr)
+        return 2
     source = Path(args.file)
     batch_dir = settings.batch_dir(args.batch)
     if not batch_dir.is_dir():

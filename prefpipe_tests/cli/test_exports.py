@@ -98,3 +98,16 @@ def test_a_bad_import_writes_nothing(warehouse, tmp_path, capsys):
 def test_export_without_a_warehouse_says_what_to_do(data_dir, capsys):
     assert main(["export", "--batch", "b1", "--format", "argilla"]) == 2
     assert "prefpipe run --batch b1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["import", "export"])
+@pytest.mark.parametrize("batch_id", ["../../outside", "..", "b1/../../x", "/tmp/abs", ".hidden"])
+def test_a_batch_id_that_is_a_path_is_refused_before_anything_is_read_or_written(data_dir, tmp_path, capsys, command, batch_id):
+    source = tmp_path / "export.json"
+    source.write_text("[]", encoding="utf-8")
+    (data_dir / "batches" / "b1").mkdir(parents=True)
+    args = ["--format", "label-studio", str(source)] if command == "import" else ["--format", "pairs"]
+    before = sorted(p for p in tmp_path.rglob("*"))
+    assert main([command, "--batch", batch_id, *args]) == 2
+    assert f"--batch {batch_id!r} is not a batch id" in capsys.readouterr().err
+    assert sorted(p for p in tmp_path.rglob("*")) == before

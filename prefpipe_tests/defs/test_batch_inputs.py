@@ -1,0 +1,62 @@
+"""Bad input anywhere in a batch folder fails the run in `prompts`, before any table is written:
+a rerun with one new prompt and one bad line leaves every stored row of the batch as it was."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pytest
+
+from prefpipe.cli.pipeline import step_failures
+from prefpipe.core import schemas
+from prefpipe.core.warehouse import read_table
+from prefpipe_tests.defs.conftest import materialize
+
+NEW_PROMPT = {"id": "q6", "prompt": "Question 6: a new one.", "responses": [
+    {"model": "model-x", "text": "A short answer."}, {"model": "model-y", "text": "A rather different and longer answer, with detail."}]}
+BAD_INPUT = {
+    "annotations.jsonl": ({"pair_id": "q0:0", "annotator_id": "ann9", "label": "maybe"}, "annotations.jsonl, line 19, field 'label'"),
+    "gold.jsonl": ({"pair_id": "g1", "prompt": "Q", "response_a": "a", "response_b": "b", "label": "better"}, "gold.jsonl, line 1, field 'label'"),
+}
+
+
+def run(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    """One run of batch mini with no defs-state storage in context (see prefpipe_tests/conftest.py):
+    a storage an earlier test's instance left behind could otherwise be resolved between the two runs."""
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        return materialize("mini", instance)
+
+
+def batch_rows(batch_id: str) -> dict:
+    """Every table's rows of the batch (the guidelines table is not per batch: all of it)."""
+    return {table: read_table(table, batch_id=None if table == "guidelines" else batch_id) for table in schemas.TABLES}
+
+
+@pytest.mark.parametrize("file", BAD_INPUT)
+def test_a_bad_line_fails_prompts_and_leaves_every_table_as_it_was(project_data, file):
+    instance = dg.DagsterInstance.ephemeral()
+    first = run(instance)
+    assert first.success
+    before = batch_rows("mini")
+    assert len(before["prompts"]) == 6 and len(before["human_queue"]) > 0
+
+    folder = project_data / "batches" / "mini"
+    with open(folder / "prompts.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(NEW_PROMPT) + "\n")
+    line, where = BAD_INPUT[file]
+    with open(folder / file, "a", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
+    result = run(instance)
+
+    assert not result.success
+    failures = step_failures(result)
+    assert [step for step, _ in failures] == ["prompts"], failures
+    assert where in failures[0][1]
+    written = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert written <= {"guidelines"}, written  # no table of the batch written, not even to be undone after the failure
+    after = batch_rows("mini")
+    for table, rows in before.items():
+        assert after[table].equals(rows), table
