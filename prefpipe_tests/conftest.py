@@ -37,10 +37,11 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(autouse=True)
 def _fresh_dagster_defs_state():
-    """Each test starts with no Dagster defs-state storage in context. An instance a test opens
-    registers its storage in a context variable and a test that never closes it would leave a
-    dangling weak reference for the next test's Definitions to trip over."""
-    from dagster._core.storage.defs_state.base import set_defs_state_storage
+    """Each test starts and ends with no Dagster defs-state storage in context. An instance a test
+    opens registers its storage in a context variable (and one that is never closed never takes
+    it back): the next test's Definitions would trip over its dangling weak reference."""
+    from dagster._core.storage.defs_state import base
 
-    with set_defs_state_storage(None):
-        yield
+    base._current_storage.set(None)
+    yield
+    base._current_storage.set(None)

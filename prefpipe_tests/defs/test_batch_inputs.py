@@ -37,7 +37,11 @@ def batch_rows(batch_id: str) -> dict:
 
 @pytest.mark.parametrize("file", BAD_INPUT)
 def test_a_bad_line_fails_prompts_and_leaves_every_table_as_it_was(project_data, file):
-    instance = dg.DagsterInstance.ephemeral()
+    with dg.instance_for_test() as instance:  # closed at the end: it leaves no storage behind for the next test
+        check_a_bad_line(project_data, file, instance)
+
+
+def check_a_bad_line(project_data, file, instance):
     first = run(instance)
     assert first.success
     before = batch_rows("mini")
