@@ -62,7 +62,7 @@ def rollback(connection) -> None:
 
 _retry_conflicts = retry(
     retry=retry_if_exception_type(duckdb.TransactionException),
-    wait=wait_exponential_jitter(initial=0.05, max=2.0),
+    wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
     stop=stop_after_attempt(8),
     reraise=True,
 )

@@ -5,13 +5,12 @@ import numpy as np
 import pandas as pd
 
 from prefpipe.core import schemas
+from prefpipe.core.batch_inputs import GOLD_FILE
 from prefpipe.core.pairs_file import read_pairs
 from prefpipe.core.routing import build_human_queue
 from prefpipe.defs.common import BATCH_ASSET, drop_batch, user_errors, with_batch
 from prefpipe.defs.people.annotation_sources import imported_annotations
 from prefpipe.defs.resources import AnnotationStoreResource, BatchFolders, GuidelinesFolder, RoutingSettings
-
-GOLD_FILE = "gold.jsonl"
 
 
 @dg.asset(**BATCH_ASSET, group_name="people")
