@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole prefpipe team stack on one machine, from Debian's packages and processes:
 # PostgreSQL (annotation store, Dagster instance, lakehouse catalog), Redis (Celery broker),
-# the Dagster webserver and daemon, two Celery workers and two annotation app replicas (which
-# share the SQLite annotation store for now: its PostgreSQL backend is not built yet).
+# the Dagster webserver and daemon, two Celery workers and two annotation app replicas over the
+# one annotation store in PostgreSQL.
 #
 #   deploy/local-team.sh start     # prints the environment to load: source "$TEAM_DIR/team.env"
 #   deploy/local-team.sh status
@@ -75,7 +75,7 @@ start_postgres() {
       -o "-p $PG_PORT -k $TEAM_DIR/pg -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
   fi
   echo "  postgresql: 127.0.0.1:$PG_PORT, data $TEAM_DIR/pg/data"
-  for db in "$PG_DB" "${PG_DB}_dagster" "${PG_DB}_lake"; do
+  for db in "$PG_DB" "${PG_DB}_dagster" "${PG_DB}_lake" "${PG_DB}_annotations"; do
     if ! psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc "select 1 from pg_database where datname = '$db'" | grep -q 1; then
       psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -qc "create database $db" >/dev/null
     fi
@@ -112,6 +112,7 @@ start_processes() {
   "$BIN/dagster" instance migrate >"$TEAM_DIR/logs/instance-migrate.log" 2>&1 || { cat "$TEAM_DIR/logs/instance-migrate.log" >&2; exit 1; }
   "$PYTHON" -c 'from prefpipe.core.warehouse import connect_for_write; connect_for_write(None, {}).close()' \
     >"$TEAM_DIR/logs/lake-init.log" 2>&1 || { cat "$TEAM_DIR/logs/lake-init.log" >&2; exit 1; }  # the lakehouse catalog
+  "$BIN/prefpipe" store info >"$TEAM_DIR/logs/store-init.log" 2>&1 || { cat "$TEAM_DIR/logs/store-init.log" >&2; exit 1; }  # the annotation store's tables
   launch webserver "$BIN/dagster-webserver" -h 127.0.0.1 -p "$WEB_PORT" -w "$PROJECT/workspace.yaml"
   launch daemon "$BIN/dagster-daemon" run -w "$PROJECT/workspace.yaml"
   for i in $(seq 1 "$WORKERS"); do

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from prefpipe_tests.services import postgres, redis_url  # noqa: F401 - real servers, shared by every test folder
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 

@@ -47,7 +47,14 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
-from prefpipe.annotate.errors import AlreadyAnswered, AnnotatorError, AnnotatorPaused, FieldError, TaskNotFound
+from prefpipe.annotate.errors import (
+    AlreadyAnswered,
+    AnnotatorError,
+    AnnotatorPaused,
+    FieldError,
+    StoreUnavailable,
+    TaskNotFound,
+)
 from prefpipe.annotate.guard import Limits, RequestGuard
 from prefpipe.annotate.store import SESSION_TTL_S, AnnotationStore, SignedIn, iso_utc
 from prefpipe.annotate.worker import StoreWorker
@@ -166,6 +173,11 @@ def create_app(
     @app.exception_handler(AlreadyAnswered)
     async def already(_: Request, exc: AlreadyAnswered) -> JSONResponse:
         return JSONResponse({"detail": "this task was already answered; the first answer stands"}, status_code=409)
+
+    @app.exception_handler(StoreUnavailable)
+    async def unavailable(_: Request, exc: StoreUnavailable) -> JSONResponse:  # nothing was stored: send it again
+        return JSONResponse({"detail": "the annotation store is unavailable; nothing was stored, try again shortly"},
+                            status_code=503, headers={"Retry-After": "2"})
 
     @app.exception_handler(AnnotatorPaused)
     async def paused(_: Request, exc: AnnotatorPaused) -> JSONResponse:

@@ -22,9 +22,10 @@ server exactly the same work as any other and cannot be told apart by its timing
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
+
+import sqlalchemy as sa
 
 from prefpipe.annotate.errors import FieldError
 from prefpipe.annotate.tokens import keyed_number
@@ -46,24 +47,23 @@ class Candidate:
 _OPEN = """queue = :queue AND n_taken < labels_wanted
   AND content_key NOT IN (SELECT content_key FROM assignments WHERE annotator_id = :annotator)"""
 
-_REAL_CANDIDATE = f"""
-WITH top AS (SELECT priority FROM items WHERE {_OPEN} ORDER BY priority DESC LIMIT 1)
-SELECT id, batch_id, content_key FROM (
-  SELECT * FROM (SELECT id, batch_id, content_key, 0 AS wrapped FROM items
-                 WHERE {_OPEN} AND priority = (SELECT priority FROM top) AND shuffle_key >= :point
-                 ORDER BY shuffle_key LIMIT 1)
-  UNION ALL
-  SELECT * FROM (SELECT id, batch_id, content_key, 1 AS wrapped FROM items
-                 WHERE {_OPEN} AND priority = (SELECT priority FROM top) AND shuffle_key < :point
-                 ORDER BY shuffle_key LIMIT 1)
-) ORDER BY wrapped LIMIT 1
+_REAL_CANDIDATE = """
+WITH top AS (SELECT priority FROM items WHERE {open} ORDER BY priority DESC LIMIT 1{lock})
+SELECT id, batch_id, content_key FROM items
+WHERE {open} AND priority = (SELECT priority FROM top) AND shuffle_key {side} :point
+ORDER BY shuffle_key LIMIT 1{lock}
 """
+"""The first open item at (`>=`) or, wrapping round, before (`<`) the annotator's point, in the
+highest priority left. `lock` is empty on SQLite (its one writer needs none) and on PostgreSQL
+`FOR UPDATE SKIP LOCKED` (a pick another replica is making is passed over, and the row picked is
+re-checked against `n_taken < labels_wanted` once locked) or, when that finds nothing because
+every open item is being picked, `FOR UPDATE` (wait for them, then re-check)."""
 
 _GOLD_CANDIDATE = """
 SELECT id, batch_id, content_key FROM items
-WHERE queue = 'gold' AND (gold_scope = 'global' OR batch_id = ?)
-  AND content_key NOT IN (SELECT content_key FROM assignments WHERE annotator_id = ?)
-ORDER BY gold_version IS ? DESC, random() LIMIT 1
+WHERE queue = 'gold' AND (gold_scope = 'global' OR batch_id = :batch)
+  AND content_key NOT IN (SELECT content_key FROM assignments WHERE annotator_id = :annotator)
+ORDER BY (gold_version IS NOT DISTINCT FROM :version) DESC, random() LIMIT 1
 """
 
 
@@ -76,21 +76,27 @@ def order_point(secret: bytes, annotator_id: int, step: int) -> int:
     return keyed_number(secret, f"order:{annotator_id}:{step}") >> 1
 
 
-def real_candidate(conn: sqlite3.Connection, annotator_id: int, role: str, point: int) -> Candidate | None:
-    """The next real task: the highest priority left, and in it the first item at or after `point`."""
-    for queue in queues_for(role):
-        row = conn.execute(_REAL_CANDIDATE, {"queue": queue, "annotator": annotator_id, "point": point}).fetchone()
-        if row is not None:
-            return Candidate(*row)
+def real_candidate(conn: sa.Connection, annotator_id: int, role: str, point: int, lock: str = "") -> Candidate | None:
+    """The next real task: the highest priority left, and in it the first item at or after `point`
+    (`lock`: see _REAL_CANDIDATE)."""
+    args = {"queue": "", "annotator": annotator_id, "point": point}
+    locks = (lock, " FOR UPDATE") if lock else ("",)
+    for attempt in locks:
+        for queue in queues_for(role):
+            args["queue"] = queue
+            for side in (">=", "<"):
+                row = conn.execute(sa.text(_REAL_CANDIDATE.format(open=_OPEN, lock=attempt, side=side)), args).fetchone()
+                if row is not None:
+                    return Candidate(*row)
     return None
 
 
-def gold_candidate(conn: sqlite3.Connection, annotator_id: int, version: str | None, batch_id: str | None) -> Candidate | None:
+def gold_candidate(conn: sa.Connection, annotator_id: int, version: str | None, batch_id: str | None) -> Candidate | None:
     """A gold pair the annotator has not seen that may stand in for a task of `batch_id` (its own
     batch's, or global gold), one whose key is of `version` (the guideline version the task will
     be shown with) first: only those can be scored; others are served when no current key is left,
     so the gold rate stays the same and gives nothing away."""
-    row = conn.execute(_GOLD_CANDIDATE, (batch_id, annotator_id, version)).fetchone()
+    row = conn.execute(sa.text(_GOLD_CANDIDATE), {"batch": batch_id, "annotator": annotator_id, "version": version}).fetchone()
     return Candidate(*row) if row is not None else None
 
 

@@ -37,3 +37,8 @@ class AnnotatorPaused(AnnotateError):
 class TokenRefused(AnnotateError):
     """A token that signs no one in: missing, unknown, revoked, expired, or of a disabled account;
     the message says which, for the 401 (it never names the account)."""
+
+
+class StoreUnavailable(AnnotateError):
+    """The annotation store cannot be reached (PostgreSQL down or restarting, a SQLite file busy
+    beyond the wait): nothing was stored; the request may be sent again."""

@@ -26,7 +26,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 
-from prefpipe.annotate.errors import TokenRefused
+from prefpipe.annotate.errors import StoreUnavailable, TokenRefused
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,10 @@ class RequestGuard:
             who = await self.sign_in(_bearer(scope))
         except TokenRefused as exc:
             await _refuse(scope, send, 401, str(exc), {"WWW-Authenticate": "Bearer"})
+            return
+        except StoreUnavailable:  # PostgreSQL restarting: say so, and that the request may be sent again
+            await _refuse(scope, send, 503, "the annotation store is unavailable; nothing was stored, try again shortly",
+                          {"Retry-After": "2"})
             return
         key = who.annotator.id
         if self.in_flight[key] >= self.limits.max_concurrent:

@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prefpipe.cli.stale",
     "prefpipe.cli.backfill",
     "prefpipe.cli.sql",
+    "prefpipe.cli.store",
 )
 """Modules that add subcommands; each defines `register(subparsers) -> None`."""
 
@@ -41,8 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    from prefpipe.errors import PrefpipeError
+
     try:
         return int(args.handler(args) or 0)
+    except PrefpipeError as exc:  # a setting or input the user can fix: the message says what and where
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

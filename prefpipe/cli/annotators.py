@@ -1,6 +1,7 @@
 """Commands for the annotation app: `annotate`, `annotators`, `queue add`, `gold`, `annotations export`.
 
-All of them find the store through PREFPIPE_DATA_DIR (settings.annotation_store_path()).
+All of them find the store through PREFPIPE_ANNOTATION_STORE (a SQLite file or PostgreSQL), else
+the SQLite file under PREFPIPE_DATA_DIR (settings.annotation_store_path()).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def run_app(args: argparse.Namespace) -> int:
             sock = bind(args.host, args.port)
         except OSError as exc:
             return _fail(f"cannot listen on {args.host}:{args.port}: {exc}")
-        print(f"prefpipe annotate: serving {url_of(sock)}/ (store {store.path})", flush=True)
+        print(f"prefpipe annotate: serving {url_of(sock)}/ (store {store.display})", flush=True)
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print("note: tokens travel in clear over plain HTTP; put a TLS proxy in front before "
                   "annotators connect from other machines", file=sys.stderr)

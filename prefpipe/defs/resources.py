@@ -3,7 +3,7 @@
 
 - `warehouse`: the DuckDB I/O manager that stores every per-batch table (prefpipe.defs.warehouse_io);
 - `warehouse_reader`: short read-only reads of the same warehouse (other batches, history);
-- `annotation_store`: the annotation app's operational store (SQLite in WAL mode);
+- `annotation_store`: the annotation app's operational store (a SQLite file, or PostgreSQL for a team);
 - `batch_folders`: the batch input folders (prompts.jsonl, batch.json, imported labels, gold);
 - `guidelines_folder`: the team's guidelines and rubric;
 - `routing_settings`: the routing rules and labels per pair that routing, the queue and final labels share;
@@ -25,6 +25,7 @@ import dagster as dg
 import pandas as pd
 import pydantic
 
+from prefpipe.annotate.store.location import STORE_ENV
 from prefpipe.core import settings
 from prefpipe.core.batches import BatchConfig, list_batches, load_batch_config, open_batches
 from prefpipe.core.guidelines import Guidelines, load_guidelines
@@ -54,17 +55,23 @@ class WarehouseReader(dg.ConfigurableResource):
 class AnnotationStoreResource(dg.ConfigurableResource):
     """The annotation app's store: the queue people label from, gold keys, and their answers."""
 
-    path: str = pydantic.Field(description="The SQLite file shared with `prefpipe annotate serve`.")
+    location: str = pydantic.Field(description=(
+        "The store shared with `prefpipe annotate`: a SQLite file, or postgresql://USER@HOST:PORT/DB "
+        "(from PREFPIPE_ANNOTATION_STORE; the password from PGPASSWORD)."))
 
     def exists(self) -> bool:
-        return Path(self.path).exists()
+        """A SQLite file that is not there yet holds no answers; a PostgreSQL store is always opened."""
+        from prefpipe.annotate.store import parse_location
+
+        found = parse_location(self.location)
+        return found.path is None or found.path.exists()
 
     @contextmanager
     def open(self) -> Iterator[AnnotationStore]:
         """One connection for the caller's short transactions, closed when the block ends."""
         from prefpipe.annotate.store import AnnotationStore
 
-        with AnnotationStore(self.path) as store:
+        with AnnotationStore(self.location) as store:
             yield store
 
 
@@ -165,13 +172,21 @@ def build_resources(data_dir: Path | None = None) -> dict[str, object]:
     return {
         "warehouse": WarehouseIOManager(database=warehouse, schema=settings.WAREHOUSE_SCHEMA, settle_on_teardown=in_process),
         "warehouse_reader": WarehouseReader(database=warehouse),
-        "annotation_store": AnnotationStoreResource(path=str(root / settings.ANNOTATION_STORE_FILE)),
+        "annotation_store": AnnotationStoreResource(location=_annotation_store(root)),
         "batch_folders": BatchFolders(root=str(root / "batches")),
         "guidelines_folder": GuidelinesFolder(folder=str(root / "guidelines")),
         "publish_folders": PublishFolders(exports=str(root / "exports"), reports=str(root / "reports")),
         "routing_settings": RoutingSettings(),
         "llm": LLMResource(),
     }
+
+
+def _annotation_store(root: Path) -> str:
+    """PREFPIPE_ANNOTATION_STORE as an EnvVar (the UI shows the variable's name, never a URL that
+    may hold a password), else the SQLite file under the data folder."""
+    if os.environ.get(STORE_ENV):
+        return dg.EnvVar(STORE_ENV)  # type: ignore[return-value] - resolved by Dagster when the run starts
+    return str(root / settings.ANNOTATION_STORE_FILE)
 
 
 def warehouse_of(resources: dict[str, object]) -> WarehouseTarget:

@@ -1,13 +1,17 @@
-"""Fixtures for the annotation app: a fresh store in a temporary data folder, small batches, and a
-live server on 127.0.0.1 at an ephemeral port."""
+"""Fixtures for the annotation app: a fresh store in a temporary data folder (or a fresh
+PostgreSQL database, for the modules that run on both backends), small batches, and a live server
+on 127.0.0.1 at an ephemeral port."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import secrets
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from prefpipe.annotate.app import create_app
 from prefpipe.annotate.gold import GoldPolicy
@@ -65,10 +69,49 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.team)]
+"""`backend` params for a module that runs on both stores: override the `backend` fixture with
+`@pytest.fixture(params=BACKENDS)`."""
+
+
 @pytest.fixture
-def store(data_dir, clock) -> Iterator[AnnotationStore]:
-    with AnnotationStore(gold_policy=GoldPolicy(), clock=clock) as s:
+def backend() -> str:
+    """The store backend of the test: SQLite, unless the module overrides this fixture."""
+    return "sqlite"
+
+
+@pytest.fixture
+def store_at(backend, data_dir, request) -> Callable[..., AnnotationStore]:
+    """`store_at(name="annotations", **kwargs)` opens a store on the test's backend: a SQLite file
+    under the data folder, or a database of its own on the test PostgreSQL server; the same name
+    is the same store."""
+    databases: dict[str, str] = {}
+
+    def open_store(name: str = "annotations", **kwargs: Any) -> AnnotationStore:
+        if backend == "sqlite":
+            return AnnotationStore(data_dir / f"{name}.sqlite3", **kwargs)
+        if name not in databases:
+            server = request.getfixturevalue("postgres")
+            databases[name] = server.url(server.create_database(f"store_{name}_{secrets.token_hex(4)}"))
+        return AnnotationStore(databases[name], **kwargs)
+
+    return open_store
+
+
+@pytest.fixture
+def store(store_at, clock) -> Iterator[AnnotationStore]:
+    with store_at(gold_policy=GoldPolicy(), clock=clock) as s:
         yield s
+
+
+def rows(store: AnnotationStore, sql: str, **params: Any) -> list[tuple]:
+    """Rows of a query run straight on the store's database (for tests that look inside)."""
+    with store.engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.text(sql), params)]
+
+
+def scalar(store: AnnotationStore, sql: str, **params: Any) -> Any:
+    return rows(store, sql, **params)[0][0]
 
 
 @pytest.fixture

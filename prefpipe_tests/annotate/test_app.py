@@ -6,13 +6,14 @@ import re
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from prefpipe.annotate.app import create_app
 from prefpipe.annotate.gold import GoldPolicy
 from prefpipe.annotate.server import ServerThread
 from prefpipe.annotate.store import AnnotationStore
 from prefpipe.core.labels import SWAP
-from prefpipe_tests.annotate.conftest import RUBRIC, VERSION, auth, enqueue, gold_pairs, pairs
+from prefpipe_tests.annotate.conftest import RUBRIC, VERSION, auth, enqueue, gold_pairs, pairs, rows
 
 TASK_KEYS = ["task_id", "prompt", "response_a", "response_b", "rubric", "guideline_version"]
 XSS_RESPONSE = 'Try this: <script>window.__pwned = "script"</script> or <img src=x onerror="window.__pwned = \'img\'">'
@@ -120,7 +121,7 @@ def test_second_answer_is_refused_and_the_first_stands(store, http):
     assert http.post(f"/api/tasks/{task['task_id']}/skip", headers=auth(token), json={"reason": "x"}).status_code == 409
     frame = store.annotations("b1")
     assert len(frame) == 1 and frame["label"][0] in ("A>>B", "B>>A")
-    shown = store._conn.execute("SELECT label_shown FROM assignments").fetchall()
+    shown = rows(store, "SELECT label_shown FROM assignments")
     assert shown == [("A>>B",)]
 
 
@@ -180,10 +181,21 @@ def test_flagged_at_once_stops_tasks_and_admins_see_why(data_dir, clock):
         assert http.get("/api/tasks/next", headers=auth(ann)).status_code == 200
 
 
-def _trace(store: AnnotationStore) -> list[str]:
-    statements: list[str] = []
-    store._conn.set_trace_callback(statements.append)
-    return statements
+class _Trace:
+    """The SQL statements the store sends while the block runs (parameters apart, so the shape)."""
+
+    def __init__(self, store: AnnotationStore) -> None:
+        self.engine, self.statements = store.engine, []
+
+    def _record(self, _conn, _cursor, statement, *_rest) -> None:  # noqa: ANN001 - SQLAlchemy's event signature
+        self.statements.append(statement)
+
+    def __enter__(self) -> list[str]:
+        sa.event.listen(self.engine, "before_cursor_execute", self._record)
+        return self.statements
+
+    def __exit__(self, *exc: object) -> None:
+        sa.event.remove(self.engine, "before_cursor_execute", self._record)
 
 
 def _shape(statements: list[str]) -> list[str]:
@@ -202,17 +214,15 @@ def test_gold_tasks_are_indistinguishable_from_real_ones(data_dir, clock):
         gold_prompts = {f"Prompt g{i}" for i in range(20)}
         served: dict[bool, list] = {True: [], False: []}
         for i in range(40):
-            work = _trace(store)
-            r = http.get("/api/tasks/next", headers=auth(token))
+            with _Trace(store) as work:
+                r = http.get("/api/tasks/next", headers=auth(token))
             serve_work = _shape(work)
-            store._conn.set_trace_callback(None)
             me = http.get("/api/me", headers=auth(token)).json()  # nothing there moves differently for gold
             assert (me["answered"], me["in_progress"], me["skipped"], me["flagged"]) == (i, 1, 0, False)
-            work = _trace(store)
             task = r.json()
-            answer = http.post(f"/api/tasks/{task['task_id']}/annotations", headers=auth(token), json={"label": honest(task)})
+            with _Trace(store) as work:
+                answer = http.post(f"/api/tasks/{task['task_id']}/annotations", headers=auth(token), json={"label": honest(task)})
             answer_work = _shape(work)
-            store._conn.set_trace_callback(None)
             served[task["prompt"] in gold_prompts].append((r, task, serve_work, answer, answer_work))
         assert len(served[True]) >= 5 and len(served[False]) >= 5
         (g_resp, g_task, g_serve, g_ans, g_ans_work), (n_resp, n_task, n_serve, n_ans, n_ans_work) = served[True][1], served[False][1]

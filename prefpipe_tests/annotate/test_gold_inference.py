@@ -33,8 +33,8 @@ def test_each_annotator_has_their_own_order_within_a_priority_and_it_is_stable(s
     enqueue(store, "b1", tasks, per_item=3)
     people = [store.authenticate(store.add_annotator(name)) for name in ("ann", "bob", "cy")]
     copy = data_dir / "copy.sqlite3"  # the same store (and secret) as it is now, to replay one annotator
-    with sqlite3.connect(copy) as target:
-        store._conn.backup(target)
+    with sqlite3.connect(copy) as target, store.engine.connect() as conn:
+        conn.connection.driver_connection.backup(target)
     orders = [order(store, who) for who in people]
     for seen in orders:
         assert sorted(seen[:5]) == sorted(f"Prompt hi{i}" for i in range(5))  # priority first, for everyone

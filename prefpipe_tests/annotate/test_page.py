@@ -20,7 +20,7 @@ from prefpipe.annotate.gold import GoldPolicy
 from prefpipe.annotate.server import ServerThread
 from prefpipe.annotate.store import AnnotationStore
 from prefpipe.core.labels import SWAP
-from prefpipe_tests.annotate.conftest import RUBRIC, gold_pairs, pairs
+from prefpipe_tests.annotate.conftest import RUBRIC, gold_pairs, pairs, rows
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -93,9 +93,8 @@ def test_an_annotator_labels_three_items_with_the_keyboard(browser, data_dir):
         context.close()
 
     frame = store.annotations("b1")
-    store_rows = pd.DataFrame(store._conn.execute(
-        "SELECT label_shown, label, swapped FROM assignments WHERE status = 'answered'").fetchall(),
-        columns=["shown", "label", "swapped"])
+    store_rows = pd.DataFrame(rows(store, "SELECT label_shown, label, swapped FROM assignments WHERE status = 'answered'"),
+                              columns=["shown", "label", "swapped"])
     store.close()
     assert len(frame) == 3 and frame["is_gold"].sum() == 1
     assert (frame["duration_s"] > 0).all() and frame["duration_s"].notna().all()

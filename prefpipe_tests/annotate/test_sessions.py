@@ -1,5 +1,5 @@
 """Tokens that expire, sessions the page signs out of for real, rotation, and no public API map
-(issue item 7), over a live server on loopback."""
+(issue item 7), over a live server on loopback, on both store backends."""
 
 from __future__ import annotations
 
@@ -9,9 +9,14 @@ import pytest
 from prefpipe.annotate.app import create_app
 from prefpipe.annotate.errors import AnnotatorError
 from prefpipe.annotate.server import ServerThread
-from prefpipe_tests.annotate.conftest import auth
+from prefpipe_tests.annotate.conftest import BACKENDS, auth
 
 DAY = 24 * 3600.0
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
 
 
 def me(http: httpx.Client, token: str) -> httpx.Response:

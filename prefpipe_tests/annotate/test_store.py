@@ -1,14 +1,15 @@
-"""The SQLite store: the queue, assignment rules, hidden gold, flagging, and reading answers back."""
+"""The store, on SQLite and on PostgreSQL (every test runs on both): the queue, assignment rules,
+hidden gold, flagging, and reading answers back."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections import Counter
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from prefpipe.core import settings
 from prefpipe.annotate.errors import AlreadyAnswered, AnnotatorError, AnnotatorPaused, FieldError, TaskNotFound
@@ -16,7 +17,12 @@ from prefpipe.annotate.gold import GoldPolicy
 from prefpipe.annotate.store import SCHEMA_VERSION, AnnotationStore
 from prefpipe.core.labels import SWAP
 from prefpipe.core.schemas import HUMAN_ANNOTATIONS
-from prefpipe_tests.annotate.conftest import RUBRIC, VERSION, enqueue, gold_pairs, pairs
+from prefpipe_tests.annotate.conftest import BACKENDS, RUBRIC, VERSION, enqueue, gold_pairs, pairs, rows, scalar
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
 
 
 def annotator(store: AnnotationStore, name: str, role: str = "annotator"):
@@ -40,13 +46,13 @@ def label_all(store: AnnotationStore, who, limit: int = 1000) -> list:
     raise AssertionError("queue never ran dry")
 
 
-def count(store: AnnotationStore, sql: str, *args) -> int:
-    return store._conn.execute(sql, args).fetchone()[0]
-
-
-def test_store_lives_in_the_data_folder_in_wal_mode(store, data_dir):
+def test_store_lives_in_the_data_folder_in_wal_mode(store, data_dir, backend):
+    if backend == "postgresql":
+        assert store.path is None and store.display.startswith("postgresql://prefpipe@127.0.0.1:")
+        assert scalar(store, "SELECT count(*) FROM items") == 0
+        return
     assert store.path == settings.annotation_store_path() == data_dir / "annotations.sqlite3"
-    assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert scalar(store, "PRAGMA journal_mode") == "wal"
 
 
 def test_enqueue_is_idempotent_and_never_loses_answers(store):
@@ -63,7 +69,7 @@ def test_enqueue_is_idempotent_and_never_loses_answers(store):
     again = enqueue(store, "b1", pairs(4), gold=gold_pairs(2))
     assert again["inserted"] == again["gold_inserted"] == again["updated"] == 0
     assert again["unchanged"] == 6
-    assert count(store, "SELECT count(*) FROM items") == 6
+    assert scalar(store, "SELECT count(*) FROM items") == 6
     assert len(store.annotations("b1")) == n_answers
 
     # A nightly rerun with a new priority and a changed text: the served pair keeps the text its
@@ -73,7 +79,7 @@ def test_enqueue_is_idempotent_and_never_loses_answers(store):
     changed["response_a"] = changed["response_a"] + " (regenerated)"
     counts = enqueue(store, "b1", changed)
     assert counts["updated"] == 4 and counts["text_kept"] == 1
-    texts = dict(store._conn.execute("SELECT pair_id, response_a FROM items WHERE queue = 'human'").fetchall())
+    texts = dict(rows(store, "SELECT pair_id, response_a FROM items WHERE queue = 'human'"))
     assert not texts[served_pair].endswith("(regenerated)")
     assert sum(t.endswith("(regenerated)") for t in texts.values()) == 3
     assert len(store.annotations("b1")) == n_answers
@@ -101,8 +107,8 @@ def test_bad_input_names_the_field_and_writes_nothing(store):
     dup = pd.concat([pairs(2), pairs(1)], ignore_index=True)
     with pytest.raises(FieldError, match="'p0' appears more than once"):
         enqueue(store, "b1", dup)
-    assert count(store, "SELECT count(*) FROM items") == 0
-    assert count(store, "SELECT count(*) FROM batches") == 0
+    assert scalar(store, "SELECT count(*) FROM items") == 0
+    assert scalar(store, "SELECT count(*) FROM batches") == 0
 
 
 def test_each_item_gets_per_item_distinct_annotators(store):
@@ -126,12 +132,11 @@ def test_an_annotator_never_gets_the_same_pair_twice_in_any_batch_or_order(store
     alice = annotator(store, "alice")
     tasks = label_all(store, alice)
     assert len(tasks) == 2
-    with pytest.raises(sqlite3.IntegrityError):  # and the database itself refuses a repeat
-        store._conn.execute(
-            "INSERT INTO assignments (task_id, annotator_id, item_id, content_key, batch_id, role, swapped, "
-            "guideline_version, served_at) SELECT 'dup', annotator_id, item_id, content_key, batch_id, role, 0, "
-            "'v', 0 FROM assignments LIMIT 1"
-        )
+    with pytest.raises(sa.exc.IntegrityError):  # and the database itself refuses a repeat
+        rows(store,
+             "INSERT INTO assignments (task_id, annotator_id, item_id, content_key, batch_id, role, swapped, "
+             "guideline_version, served_at) SELECT 'dup', annotator_id, item_id, content_key, batch_id, role, 0, "
+             "'v', 0 FROM assignments LIMIT 1 RETURNING id")
 
 
 def test_experts_get_the_expert_queue_first_and_others_never_do(store):
@@ -182,13 +187,13 @@ def test_gold_answers_count_for_the_batch_being_worked_on(store):
     assert store.annotations("pool").empty
 
 
-def flag_store(data_dir, clock) -> AnnotationStore:
+def flag_store(store_at, clock) -> AnnotationStore:
     """Every slot is a gold slot, so gold behaviour is exact."""
-    return AnnotationStore(data_dir / "flag.sqlite3", gold_policy=GoldPolicy(rate=1.0), clock=clock)
+    return store_at("flag", gold_policy=GoldPolicy(rate=1.0), clock=clock)
 
 
-def test_flagged_at_once_on_the_fifth_bad_gold_answer_and_paused(data_dir, clock):
-    with flag_store(data_dir, clock) as store:
+def test_flagged_at_once_on_the_fifth_bad_gold_answer_and_paused(store_at, clock):
+    with flag_store(store_at, clock) as store:
         enqueue(store, "b1", pairs(20), per_item=1, gold=gold_pairs(10, label="A>>B"))
         carl = annotator(store, "carl")
         for i in range(5):
@@ -208,8 +213,8 @@ def test_flagged_at_once_on_the_fifth_bad_gold_answer_and_paused(data_dir, clock
         assert not store.annotations("b1")["flagged"].any()
 
 
-def test_a_careful_annotator_who_splits_strength_is_not_flagged(data_dir, clock):
-    with flag_store(data_dir, clock) as store:
+def test_a_careful_annotator_who_splits_strength_is_not_flagged(store_at, clock):
+    with flag_store(store_at, clock) as store:
         enqueue(store, "b1", pairs(20), per_item=1, gold=gold_pairs(8, label="A>>B"))
         dana = annotator(store, "dana")
         for _ in range(8):
@@ -259,7 +264,7 @@ def test_answer_rules(store):
         store.skip(fay, task.task_id, "changed my mind")
     frame = store.annotations("b1")
     assert len(frame) == 1 and frame["label"].isin(["B>A", "A>B"]).all()
-    stored = store._conn.execute("SELECT label_shown FROM assignments WHERE task_id = ?", (task.task_id,)).fetchone()
+    stored = rows(store, "SELECT label_shown FROM assignments WHERE task_id = :task", task=task.task_id)[0]
     assert stored == ("B>A",)  # the first answer stands
 
 
@@ -295,8 +300,8 @@ def test_skip_returns_the_item_to_others_but_never_to_the_skipper(store):
     assert len(frame) == 1 and frame["label"].isna().all()
 
 
-def test_an_abandoned_lease_expires_and_a_late_answer_is_still_kept(data_dir, clock):
-    with AnnotationStore(gold_policy=GoldPolicy(), clock=clock, lease_s=600) as store:
+def test_an_abandoned_lease_expires_and_a_late_answer_is_still_kept(store_at, clock):
+    with store_at(gold_policy=GoldPolicy(), clock=clock, lease_s=600) as store:
         enqueue(store, "b1", pairs(1), per_item=1)
         kim, lea = annotator(store, "kim"), annotator(store, "lea")
         late = store.next_task(kim)
@@ -340,7 +345,7 @@ def test_export_writes_every_annotation_as_jsonl(store, tmp_path):
 def test_annotator_management(store):
     token = store.add_annotator("olga", "expert")
     assert token.startswith("pp_") and len(token) > 40
-    stored = store._conn.execute("SELECT token_hash FROM annotators WHERE name = 'olga'").fetchone()[0]
+    stored = scalar(store, "SELECT token_hash FROM annotators WHERE name = 'olga'")
     assert token not in stored and len(stored) == 64
     with pytest.raises(AnnotatorError, match="already exists"):
         store.add_annotator("olga")
@@ -356,11 +361,11 @@ def test_annotator_management(store):
     assert store.list_annotators()[0]["disabled"] is True
 
 
-def test_two_processes_worth_of_writers_share_the_file(store, data_dir):
-    """The app's store and an asset's store on the same file, writing at once: nothing fails."""
+def test_two_processes_worth_of_writers_share_the_file(store):
+    """The app's store and an asset's store on the same file (database), writing at once: nothing fails."""
     enqueue(store, "b1", pairs(60), per_item=1)
     people = [annotator(store, f"w{i}") for i in range(3)]
-    other = AnnotationStore(store.path)
+    other = AnnotationStore(store.location)
     errors: list[BaseException] = []
     start = threading.Barrier(4)  # every writer starts at once, so no labeller finds the queue empty
 
@@ -410,11 +415,11 @@ def test_group_commit_isolates_a_failing_operation(store):
 # --- gold keys under a guideline change (docs/operations.md, gold re-check policy) ----------------
 
 
-def test_gold_written_under_older_guidelines_flags_no_one_until_an_expert_rechecks_it(data_dir, clock):
+def test_gold_written_under_older_guidelines_flags_no_one_until_an_expert_rechecks_it(store_at, clock):
     """After a guideline change the old key is not evidence: five 'wrong' answers to it pause no
     one and count nowhere; the expert's confirmation scores them for the record, and from then on
     the key counts again and flags as it should."""
-    with flag_store(data_dir, clock) as store:
+    with flag_store(store_at, clock) as store:
         enqueue(store, "new", pairs(20), per_item=1, gold=gold_pairs(12, label="A>>B"), version="v1")
         # the guidelines change and the batch is rerun: the same gold file again is not a re-check
         enqueue(store, "new", pairs(20), per_item=1, gold=gold_pairs(12, label="A>>B"), version="v2")
@@ -457,8 +462,8 @@ def test_gold_written_under_older_guidelines_flags_no_one_until_an_expert_rechec
         assert {r["name"]: r["flagged"] for r in store.list_annotators()}["dora"]
 
 
-def test_current_gold_is_served_before_gold_awaiting_recheck(data_dir, clock):
-    with flag_store(data_dir, clock) as store:
+def test_current_gold_is_served_before_gold_awaiting_recheck(store_at, clock):
+    with flag_store(store_at, clock) as store:
         enqueue(store, "new", pairs(20), per_item=1, gold=gold_pairs(6, "s"), version="v1")
         enqueue(store, "new", pairs(20), per_item=1, gold=pd.concat([gold_pairs(6, "s"), gold_pairs(3, "c")]), version="v2")
         erin = annotator(store, "erin")
@@ -505,13 +510,17 @@ def test_reloading_a_changed_gold_label_is_a_new_key_and_recheck_rules(store):
     assert ann is not None
 
 
-def test_a_store_written_before_gold_versions_is_upgraded_in_place(data_dir, clock):
+def test_a_store_written_before_gold_versions_is_upgraded_in_place(data_dir, clock, backend):
+    if backend == "postgresql":
+        pytest.skip("version 1 stores were SQLite files only; PostgreSQL stores begin at version 3")
     path = data_dir / "old.sqlite3"
     with AnnotationStore(path, clock=clock) as store:
         enqueue(store, "b1", pairs(3), per_item=1, gold=gold_pairs(2), version="v1")
         who = annotator(store, "fred")
         label_all(store, who)
         before = len(store.annotations("b1"))
+    import sqlite3
+
     conn = sqlite3.connect(path)  # make it look like a version-1 store
     for column in ("gold_version", "gold_checked_by", "gold_checked_at"):
         conn.execute(f"ALTER TABLE items DROP COLUMN {column}")
@@ -521,4 +530,4 @@ def test_a_store_written_before_gold_versions_is_upgraded_in_place(data_dir, clo
     with AnnotationStore(path, clock=clock) as store:
         assert set(store.gold_items("v1")["gold_version"]) == {"v1"} and not store.gold_items("v1")["stale"].any()
         assert len(store.annotations("b1")) == before
-        assert count(store, "SELECT value FROM meta WHERE key = 'schema_version'") == str(SCHEMA_VERSION)
+        assert bytes(scalar(store, "SELECT value FROM meta WHERE key = 'schema_version'")) == str(SCHEMA_VERSION).encode()

@@ -14,7 +14,7 @@ import httpx
 from prefpipe.annotate.app import create_app
 from prefpipe.annotate.server import ServerThread
 from prefpipe.annotate.store import SCHEMA_VERSION, AnnotationStore
-from prefpipe_tests.annotate.conftest import auth, enqueue, gold_pairs, pairs
+from prefpipe_tests.annotate.conftest import auth, enqueue, gold_pairs, pairs, scalar
 
 V2_DUMP = Path(__file__).with_name("fixtures") / "store_v2.sql"
 V2_TOKENS = {"fred": "pp__jJy3YPtRKCo2nMg8FLKRBKOmbD5ETXG5bQo5dYTH4o", "root": "pp_Z_EAnhUNOQbDhy0a29XVk0Qz2BPfr4onh3bS7eY_Zqk"}
@@ -53,7 +53,7 @@ def test_a_store_from_the_previous_version_is_upgraded_and_its_tokens_keep_worki
         conn.executescript(V2_DUMP.read_text(encoding="utf-8"))
     with AnnotationStore(path, clock=clock) as store, ServerThread(create_app(store)) as url, \
             httpx.Client(base_url=url) as http:
-        assert store._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+        assert bytes(scalar(store, "SELECT value FROM meta WHERE key = 'schema_version'")) == str(SCHEMA_VERSION).encode()
         fred, root = V2_TOKENS["fred"], V2_TOKENS["root"]
         assert http.get("/api/me", headers=auth(fred)).json()["answered"] == 3
         assert [r["name"] for r in http.get("/api/admin/annotators", headers=auth(root)).json()] == ["fred", "root"]
@@ -65,6 +65,6 @@ def test_a_store_from_the_previous_version_is_upgraded_and_its_tokens_keep_worki
         assert set(store.gold_items()["scope"]) == {"global"}  # as that version served it
         counts = enqueue(store, "b1", pairs(4), per_item=1, gold=gold_pairs(2), version="v1")  # the batch's next run
         assert counts["updated"] == 0 and counts["gold_updated"] == 2 and set(store.gold_items()["scope"]) == {"batch"}
-        assert store._conn.execute("SELECT count(*) FROM items WHERE prompt_html IS NULL").fetchone()[0] == 0
+        assert scalar(store, "SELECT count(*) FROM items WHERE prompt_html IS NULL") == 0
         clock.advance(30 * 24 * 3600 + 1)  # the upgrade gave the old tokens thirty days
         assert "expired" in http.get("/api/me", headers=auth(fred)).json()["detail"]

@@ -1,11 +1,12 @@
-"""The operational annotation store: one SQLite file in WAL mode, shared by many writers.
+"""The operational annotation store, shared by many writers: a SQLite file in WAL mode on one
+machine, or a PostgreSQL database for a team (PREFPIPE_ANNOTATION_STORE, location.py).
 
-The annotation app, the `prefpipe` CLI and the Dagster assets all open the same file
-(`settings.annotation_store_path()` by default). WAL lets readers run beside the one writer, every
-write is a short `BEGIN IMMEDIATE` transaction, and a busy timeout makes a second process wait its
-turn instead of failing. Inside one process a lock serialises the connection, so the app can hand
-work to it from any thread. `synchronous=FULL`: a stored answer survives a power cut, because
-nothing submitted may be lost.
+The annotation app (one or many replicas), the `prefpipe` CLI and the Dagster assets all open the
+same store. Every write is a short transaction: on SQLite `BEGIN IMMEDIATE` with a busy timeout,
+so a second process waits its turn instead of failing, and `synchronous=FULL`, so a stored answer
+survives a power cut; on PostgreSQL row locks taken in one order and `FOR UPDATE SKIP LOCKED` for
+picking tasks (schema.py). Inside one process a lock serialises the store, so the app can hand
+work to it from any thread.
 
 Tables: `annotators` (token hashes and expiry, role, flag state), `sessions` (the page's sign-ins),
 `batches` (guideline version and rubric shown with a batch's tasks), `items` (one row per pair and
@@ -29,7 +30,8 @@ the live flag counts only answers scored as they came in). Reloading a gold file
 label is not a re-check; a changed label is a new key under the batch's version.
 
 The store is one class composed of one mixin per concern, each in its own module: `schema`
-(the file, its tables and migration, the connection, lock and transactions), `annotators`,
+(opening, the lock and transactions; with `location` for the URL and engine, `tables` for the
+tables and `migrations` for versioned upgrades), `annotators`,
 `sessions` (signing in, expiry, sign-out, rotation), `queue` (enqueue, batch status) with
 `validation` (the frames it is given), `serving` (next task, answer, skip, progress), `gold_keys`
 (gold keys and re-check) and `readback` (annotations, export).
@@ -45,6 +47,7 @@ from prefpipe.annotate.store.annotators import (
     AnnotatorsMixin,
 )
 from prefpipe.annotate.store.gold_keys import GoldKeysMixin
+from prefpipe.annotate.store.location import STORE_ENV, StoreConfigError, StoreLocation, configured_location, parse_location
 from prefpipe.annotate.store.queue import QueueMixin
 from prefpipe.annotate.store.readback import ReadbackMixin
 from prefpipe.annotate.store.schema import SCHEMA_VERSION, TOKEN_TTL_S
@@ -58,17 +61,23 @@ __all__ = [
     "ROLES",
     "SCHEMA_VERSION",
     "SESSION_TTL_S",
+    "STORE_ENV",
     "SWEEP_EVERY_S",
     "TOKEN_TTL_S",
     "AnnotationStore",
     "Annotator",
     "Receipt",
     "SignedIn",
+    "StoreConfigError",
+    "StoreLocation",
     "Task",
+    "configured_location",
     "content_key",
     "iso_utc",
+    "parse_location",
 ]
 
 
 class AnnotationStore(AnnotatorsMixin, SessionsMixin, QueueMixin, ServingMixin, GoldKeysMixin, ReadbackMixin):
-    """The shared SQLite store. Cheap to open; open one per process (or per asset run) and reuse it."""
+    """The shared store (SQLite or PostgreSQL). Cheap to open; open one per process (or per asset
+    run) and reuse it."""

@@ -4,9 +4,10 @@ admins' list with counts and gold accuracy. (Signing in, sessions and rotation: 
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
+
+import sqlalchemy as sa
 
 from prefpipe.annotate.errors import AnnotatorError
 from prefpipe.annotate.store.schema import TOKEN_TTL_S, StoreBase
@@ -16,7 +17,7 @@ from prefpipe.annotate.tokens import hash_token, new_token
 ROLES = ("annotator", "expert", "admin")
 LABELLING_ROLES = ("annotator", "expert")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-FLAG_SHOWN = "(flagged AND n_answered >= COALESCE(flag_shown_after, 0))"
+FLAG_SHOWN = "(flagged = 1 AND n_answered >= COALESCE(flag_shown_after, 0))"
 """SQL over `annotators`: flagged, and told so (paused) now that the delay after the flag point is over."""
 
 
@@ -44,11 +45,12 @@ class AnnotatorsMixin(StoreBase):
         now = self._clock()
         try:
             with self._write() as conn:
-                conn.execute(
-                    "INSERT INTO annotators (name, role, token_hash, token_expires_at, created_at) VALUES (?, ?, ?, ?, ?)",
-                    (name, role, hash_token(token), now + float(ttl_s), now),
+                conn.execute(sa.text(
+                    "INSERT INTO annotators (name, role, token_hash, token_expires_at, created_at) "
+                    "VALUES (:name, :role, :hash, :expires, :now)"),
+                    {"name": name, "role": role, "hash": hash_token(token), "expires": now + float(ttl_s), "now": now},
                 )
-        except sqlite3.IntegrityError as exc:
+        except sa.exc.IntegrityError as exc:
             raise AnnotatorError(f"name: an annotator called {name!r} already exists") from exc
         return token
 
@@ -65,7 +67,7 @@ class AnnotatorsMixin(StoreBase):
 
     def _set_annotator(self, name: str, assignments_sql: str) -> None:
         with self._write() as conn:
-            cur = conn.execute(f"UPDATE annotators SET {assignments_sql} WHERE name = ?", (name,))
+            cur = conn.execute(sa.text(f"UPDATE annotators SET {assignments_sql} WHERE name = :name"), {"name": name})
             if cur.rowcount == 0:
                 raise AnnotatorError(f"name: no annotator called {name!r}")
 
@@ -85,7 +87,7 @@ class AnnotatorsMixin(StoreBase):
         ORDER BY an.name
         """
         with self._read() as conn:
-            rows = conn.execute(sql).fetchall()
+            rows = conn.execute(sa.text(sql)).all()
         return [
             {
                 "name": name,

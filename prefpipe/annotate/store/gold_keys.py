@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
+
 from prefpipe.annotate.errors import AnnotatorError, FieldError
 from prefpipe.annotate.gold import is_correct
 from prefpipe.annotate.store.schema import StoreBase
@@ -29,15 +31,14 @@ class GoldKeysMixin(StoreBase):
         import pandas as pd
 
         with self._read() as conn:
-            rows = conn.execute(
+            rows = conn.execute(sa.text(
                 """SELECT i.batch_id, i.pair_id, i.gold_label, i.gold_version, i.gold_checked_by, i.gold_checked_at,
                           i.prompt, i.response_a, i.response_b,
                           count(a.id) FILTER (WHERE a.status = 'answered'),
                           count(a.id) FILTER (WHERE a.status = 'answered' AND a.gold_correct IS NULL), i.gold_scope
                    FROM items i LEFT JOIN assignments a ON a.item_id = i.id
-                   WHERE i.queue = 'gold' GROUP BY i.id ORDER BY i.batch_id, i.pair_id""",
-            ).fetchall()
-        frame = pd.DataFrame(rows, columns=["batch_id", "pair_id", "gold_label", "gold_version", "checked_by", "checked_at",
+                   WHERE i.queue = 'gold' GROUP BY i.id ORDER BY i.batch_id, i.pair_id""")).all()
+        frame = pd.DataFrame([tuple(row) for row in rows], columns=["batch_id", "pair_id", "gold_label", "gold_version", "checked_by", "checked_at",
                                             "prompt", "response_a", "response_b", "answers", "answers_awaiting_recheck",
                                             "scope"])
         frame["checked_at"] = [iso_utc(t) for t in frame["checked_at"]]
@@ -61,15 +62,13 @@ class GoldKeysMixin(StoreBase):
             raise FieldError("version", "must be a non-empty string")
         now = self._clock()
         with self._write() as conn:
-            who = conn.execute("SELECT role, disabled FROM annotators WHERE name = ?", (expert,)).fetchone()
+            who = conn.execute(sa.text("SELECT role, disabled FROM annotators WHERE name = :name"), {"name": expert}).fetchone()
             if who is None or who[1] or who[0] not in ("expert", "admin"):
                 raise AnnotatorError(f"expert: {expert!r} is not an active expert or admin account")
-            sql = "SELECT id, batch_id, gold_label, content_key FROM items WHERE queue = 'gold' AND pair_id = ?"
-            params: tuple = (pair_id,)
+            sql = "SELECT id, batch_id, gold_label, content_key FROM items WHERE queue = 'gold' AND pair_id = :pair"
             if batch_id is not None:
-                sql += " AND batch_id = ?"
-                params += (batch_id,)
-            found = conn.execute(sql, params).fetchall()
+                sql += " AND batch_id = :batch"
+            found = conn.execute(sa.text(sql + self._for_update), {"pair": pair_id, "batch": batch_id}).all()
             if not found:
                 raise FieldError("pair_id", f"{pair_id!r} is not a gold pair" + (f" of batch {batch_id!r}" if batch_id else ""))
             batches = sorted(r[1] for r in found)
@@ -82,20 +81,20 @@ class GoldKeysMixin(StoreBase):
                 raise FieldError("label", f"gold pair {pair_id!r} has different keys in batches {', '.join(batches)}: "
                                           "give the key that holds instead of confirming")
             ids = [(r[0],) for r in found]
-            conn.executemany(
-                "UPDATE items SET gold_label = ?, gold_version = ?, gold_checked_by = ?, gold_checked_at = ? WHERE id = ?",
-                [(new_label, version, expert, now, item_id) for (item_id,) in ids],
+            conn.execute(sa.text(
+                "UPDATE items SET gold_label = :label, gold_version = :version, gold_checked_by = :expert, "
+                "gold_checked_at = :now WHERE id = :id"),
+                [{"label": new_label, "version": version, "expert": expert, "now": now, "id": item_id} for (item_id,) in ids],
             )
             pending = [
-                row for (item_id,) in ids for row in conn.execute(
-                    """SELECT id, label FROM assignments WHERE item_id = ? AND status = 'answered'
-                       AND gold_correct IS NULL AND guideline_version = ?""",
-                    (item_id, version),
+                tuple(row) for (item_id,) in ids for row in conn.execute(sa.text(
+                    """SELECT id, label FROM assignments WHERE item_id = :item AND status = 'answered'
+                       AND gold_correct IS NULL AND guideline_version = :version"""),
+                    {"item": item_id, "version": version},
                 )
             ]
-            conn.executemany(
-                "UPDATE assignments SET gold_correct = ? WHERE id = ?",
-                [(int(is_correct(answer, new_label, self.gold_policy)), aid) for aid, answer in pending],
-            )
+            if pending:
+                conn.execute(sa.text("UPDATE assignments SET gold_correct = :correct WHERE id = :id"),
+                             [{"correct": int(is_correct(answer, new_label, self.gold_policy)), "id": aid} for aid, answer in pending])
         return {"batches": batches, "pair_id": pair_id, "old_label": ", ".join(sorted(old_labels)), "label": new_label,
                 "version": version, "changed": old_labels != {new_label}, "answers_scored": len(pending)}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
 
 from prefpipe.annotate import assignment as asg
 from prefpipe.annotate.errors import FieldError
 from prefpipe.annotate.render import safe_html
+from prefpipe.annotate.store import tables
 from prefpipe.annotate.store.schema import StoreBase, new_shuffle_key
 from prefpipe.annotate.store.validation import _check_rubric, _prepare_gold, _prepare_tasks
 
@@ -78,30 +80,28 @@ class QueueMixin(StoreBase):
         now = self._clock()
         counts = {"inserted": 0, "updated": 0, "unchanged": 0, "text_kept": 0, "gold_inserted": 0, "gold_updated": 0}
         with self._write() as conn:
-            conn.execute(
-                """INSERT INTO batches (batch_id, guideline_version, rubric, dimension_scale, updated_at)
-                   VALUES (?, ?, ?, ?, ?)
+            conn.execute(  # on PostgreSQL this locks the batch's row: a second enqueue of it waits for this one
+                sa.text("""INSERT INTO batches (batch_id, guideline_version, rubric, dimension_scale, updated_at)
+                   VALUES (:batch, :version, :rubric, :scale, :now)
                    ON CONFLICT (batch_id) DO UPDATE SET guideline_version = excluded.guideline_version,
                      rubric = excluded.rubric, dimension_scale = excluded.dimension_scale,
-                     updated_at = excluded.updated_at""",
-                (batch_id, guideline_version, rubric_json, json.dumps([lo, hi]), now),
+                     updated_at = excluded.updated_at"""),
+                {"batch": batch_id, "version": guideline_version, "rubric": rubric_json, "scale": json.dumps([lo, hi]), "now": now},
             )
             merged = _merge(incoming, _existing(conn, batch_id))
             is_gold = merged["queue"].eq(asg.GOLD_QUEUE)
             new = merged[merged["_merge"].eq("left_only")]
-            conn.executemany(
-                """INSERT INTO items (batch_id, pair_id, queue, route, prompt, response_a, response_b, content_key,
-                                      prompt_html, response_a_html, response_b_html, priority, shuffle_key,
-                                      labels_wanted, gold_label, gold_scope, gold_version, enqueued_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [
-                    (batch_id, r.pair_id, r.queue, r.route, r.prompt, r.response_a, r.response_b, r.content_key,
-                     html(r.prompt), html(r.response_a), html(r.response_b), float(r.priority), new_shuffle_key(),
-                     int(r.labels_wanted), r.gold_label, gold_scope if r.queue == asg.GOLD_QUEUE else None,
-                     guideline_version if r.queue == asg.GOLD_QUEUE else None, now)
-                    for r in new.itertuples(index=False)
-                ],
-            )
+            rows = [
+                dict(batch_id=batch_id, pair_id=r.pair_id, queue=r.queue, route=r.route, prompt=r.prompt,
+                     response_a=r.response_a, response_b=r.response_b, content_key=r.content_key,
+                     prompt_html=html(r.prompt), response_a_html=html(r.response_a), response_b_html=html(r.response_b),
+                     priority=float(r.priority), shuffle_key=new_shuffle_key(), labels_wanted=int(r.labels_wanted),
+                     gold_label=_none(r.gold_label), gold_scope=gold_scope if r.queue == asg.GOLD_QUEUE else None,
+                     gold_version=guideline_version if r.queue == asg.GOLD_QUEUE else None, enqueued_at=now)
+                for r in new.itertuples(index=False)
+            ]
+            if rows:
+                conn.execute(tables.items.insert(), rows)
             old = merged[merged["_merge"].eq("both")]
             text_changed = _text_changed(old)
             keep_text = text_changed & old["served"].astype(bool)
@@ -120,22 +120,20 @@ class QueueMixin(StoreBase):
                 prompt, a, b, key = ((r.prompt, r.response_a, r.response_b, r.content_key) if new_text
                                      else (r.prompt_old, r.response_a_old, r.response_b_old, None))
                 rendered = new_text or r.needs_html
-                updates.append(dict(route=r.route, priority=float(r.priority), wanted=int(r.labels_wanted), gold=r.gold_label,
+                updates.append(dict(route=r.route, priority=float(r.priority), wanted=int(r.labels_wanted), gold=_none(r.gold_label),
                                     version=guideline_version, scope=gold_scope, prompt=prompt, a=a, b=b, key=key,
                                     prompt_html=html(prompt) if rendered else None, a_html=html(a) if rendered else None,
                                     b_html=html(b) if rendered else None, id=int(r.id)))
-            conn.executemany(
-                """UPDATE items SET route = :route, priority = :priority, labels_wanted = :wanted,
-                     gold_version = CASE WHEN queue = 'gold' AND gold_label IS NOT :gold THEN :version ELSE gold_version END,
-                     gold_checked_by = CASE WHEN queue = 'gold' AND gold_label IS NOT :gold THEN NULL ELSE gold_checked_by END,
-                     gold_checked_at = CASE WHEN queue = 'gold' AND gold_label IS NOT :gold THEN NULL ELSE gold_checked_at END,
+            if updates:
+                conn.execute(sa.text("""UPDATE items SET route = :route, priority = :priority, labels_wanted = :wanted,
+                     gold_version = CASE WHEN queue = 'gold' AND gold_label IS DISTINCT FROM :gold THEN :version ELSE gold_version END,
+                     gold_checked_by = CASE WHEN queue = 'gold' AND gold_label IS DISTINCT FROM :gold THEN NULL ELSE gold_checked_by END,
+                     gold_checked_at = CASE WHEN queue = 'gold' AND gold_label IS DISTINCT FROM :gold THEN NULL ELSE gold_checked_at END,
                      gold_label = :gold, gold_scope = CASE WHEN queue = 'gold' THEN :scope END,
                      prompt = :prompt, response_a = :a, response_b = :b, content_key = COALESCE(:key, content_key),
                      prompt_html = COALESCE(:prompt_html, prompt_html), response_a_html = COALESCE(:a_html, response_a_html),
                      response_b_html = COALESCE(:b_html, response_b_html)
-                   WHERE id = :id""",
-                updates,
-            )
+                   WHERE id = :id"""), updates)
         changed_mask = merged.index.isin(changed.index)
         counts["inserted"] = int((~is_gold & merged["_merge"].eq("left_only")).sum())
         counts["gold_inserted"] = int((is_gold & merged["_merge"].eq("left_only")).sum())
@@ -148,16 +146,13 @@ class QueueMixin(StoreBase):
     def batch_status(self, batch_id: str) -> dict[str, int]:
         """How far a batch's queue has come: items, labels wanted and received, tasks in flight."""
         with self._read() as conn:
-            items, wanted = conn.execute(
-                "SELECT count(*), COALESCE(sum(labels_wanted), 0) FROM items WHERE batch_id = ? AND queue != 'gold'",
-                (batch_id,),
-            ).fetchone()
-            by_status = dict(
-                conn.execute(
-                    "SELECT status, count(*) FROM assignments WHERE batch_id = ? GROUP BY status", (batch_id,)
-                ).fetchall()
-            )
-            gold = conn.execute("SELECT count(*) FROM items WHERE batch_id = ? AND queue = 'gold'", (batch_id,)).fetchone()[0]
+            args = {"batch": batch_id}
+            items, wanted = conn.execute(sa.text(
+                "SELECT count(*), COALESCE(sum(labels_wanted), 0) FROM items WHERE batch_id = :batch AND queue != 'gold'"),
+                args).one()
+            by_status = {status: n for status, n in conn.execute(sa.text(
+                "SELECT status, count(*) FROM assignments WHERE batch_id = :batch GROUP BY status"), args)}
+            gold = conn.execute(sa.text("SELECT count(*) FROM items WHERE batch_id = :batch AND queue = 'gold'"), args).scalar_one()
         return {
             "items": int(items),
             "gold_items": int(gold),
@@ -168,19 +163,22 @@ class QueueMixin(StoreBase):
         }
 
 
-def _existing(conn: sqlite3.Connection, batch_id: str) -> pd.DataFrame:
+def _existing(conn: sa.Connection, batch_id: str) -> pd.DataFrame:
     """The batch's stored items, to merge what is being loaded with."""
     import pandas as pd
 
-    rows = conn.execute(
+    rows = conn.execute(sa.text(
         """SELECT id, pair_id, queue, route, prompt, response_a, response_b, priority, labels_wanted,
                   gold_label, gold_scope, prompt_html IS NULL,
                   EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = items.id) AS served
-           FROM items WHERE batch_id = ?""",
-        (batch_id,),
-    ).fetchall()
-    return pd.DataFrame(rows, columns=["id", "pair_id", "queue", "route", "prompt", "response_a", "response_b", "priority",
+           FROM items WHERE batch_id = :batch"""), {"batch": batch_id}).all()
+    return pd.DataFrame([tuple(row) for row in rows], columns=["id", "pair_id", "queue", "route", "prompt", "response_a", "response_b", "priority",
                                        "labels_wanted", "gold_label", "scope_old", "needs_html", "served"])
+
+
+def _none(value: object) -> object:
+    """None for a missing value pandas holds as NaN (the database wants NULL, not a float)."""
+    return None if value is None or value != value else value
 
 
 def _merge(incoming: pd.DataFrame, existing: pd.DataFrame) -> pd.DataFrame:

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
+
 from prefpipe.annotate import assignment as asg
 from prefpipe.annotate.store.schema import StoreBase
 from prefpipe.annotate.store.values import iso_utc
@@ -78,11 +80,11 @@ class ReadbackMixin(StoreBase):
         sql = f"""
         SELECT {", ".join(_ANSWER_SELECT)}
         FROM assignments a JOIN items i ON i.id = a.item_id JOIN annotators an ON an.id = a.annotator_id
-        WHERE a.batch_id = ? AND a.status IN ('answered', 'skipped')
+        WHERE a.batch_id = :batch AND a.status IN ('answered', 'skipped')
         ORDER BY a.answered_at, a.id
         """
         with self._read() as conn:
-            return conn.execute(sql, (batch_id,)).fetchall()
+            return [tuple(row) for row in conn.execute(sa.text(sql), {"batch": batch_id})]
 
 
 _ANSWER_FIELDS = {

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
+
+import sqlalchemy as sa
 
 from prefpipe.annotate import assignment as asg
 from prefpipe.annotate.errors import (
@@ -73,37 +74,37 @@ class ServingMixin(StoreBase):
         if annotator.role not in LABELLING_ROLES:
             raise AnnotatorError(f"role: {annotator.role!r} accounts do not label; add an annotator account")
         now = self._clock()
+        self._sweep_expired(now)
         with self._write() as conn:
-            self._sweep_expired(conn, now)
-            n_served, flagged, role = conn.execute(
-                f"SELECT n_served, {FLAG_SHOWN}, role FROM annotators WHERE id = ?", (annotator.id,)
-            ).fetchone()
+            n_served, flagged, role = conn.execute(sa.text(  # locked: one annotator's requests take turns
+                f"SELECT n_served, {FLAG_SHOWN}, role FROM annotators WHERE id = :annotator{self._for_update}"),
+                {"annotator": annotator.id}).one()
             if flagged:
                 raise AnnotatorPaused("paused: an admin is reviewing this account")
-            pending = conn.execute(
-                "SELECT id FROM assignments WHERE annotator_id = ? AND status = 'pending' ORDER BY id LIMIT 1",
-                (annotator.id,),
-            ).fetchone()
+            pending = conn.execute(sa.text(
+                "SELECT id FROM assignments WHERE annotator_id = :annotator AND status = 'pending' ORDER BY id LIMIT 1"),
+                {"annotator": annotator.id}).scalar()
             if pending is not None:
-                return _load_task(conn, pending[0])
-            real = asg.real_candidate(conn, annotator.id, role, asg.order_point(self._gold_secret, annotator.id, n_served))
-            version = None if real is None else conn.execute(
-                "SELECT guideline_version FROM batches WHERE batch_id = ?", (real.batch_id,)).fetchone()[0]
+                return _load_task(conn, pending)
+            point = asg.order_point(self._gold_secret, annotator.id, n_served)
+            real = asg.real_candidate(conn, annotator.id, role, point, self._skip_locked)
+            version = None if real is None else conn.execute(sa.text(
+                "SELECT guideline_version FROM batches WHERE batch_id = :batch"), {"batch": real.batch_id}).scalar_one()
             gold = asg.gold_candidate(conn, annotator.id, version, None if real is None else real.batch_id)
             turn = is_gold_turn(self._gold_secret, annotator.id, n_served, self.gold_policy)
             chosen = asg.choose(real, gold, turn)
             if chosen is None:
                 return None
-            cur = conn.execute(
+            assignment_id = conn.execute(sa.text(
                 """INSERT INTO assignments (task_id, annotator_id, item_id, content_key, batch_id, role, swapped,
                                             guideline_version, served_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (new_task_id(), annotator.id, chosen.item_id, chosen.content_key, real.batch_id, role,
-                 secrets.randbelow(2), version, now),
-            )
-            conn.execute("UPDATE items SET n_taken = n_taken + 1 WHERE id = ?", (chosen.item_id,))
-            conn.execute("UPDATE annotators SET n_served = n_served + 1 WHERE id = ?", (annotator.id,))
-            return _load_task(conn, cur.lastrowid)
+                   VALUES (:task, :annotator, :item, :key, :batch, :role, :swapped, :version, :now) RETURNING id"""),
+                {"task": new_task_id(), "annotator": annotator.id, "item": chosen.item_id, "key": chosen.content_key,
+                 "batch": real.batch_id, "role": role, "swapped": secrets.randbelow(2), "version": version, "now": now},
+            ).scalar_one()
+            conn.execute(sa.text("UPDATE items SET n_taken = n_taken + 1 WHERE id = :item"), {"item": chosen.item_id})
+            conn.execute(sa.text("UPDATE annotators SET n_served = n_served + 1 WHERE id = :annotator"), {"annotator": annotator.id})
+            return _load_task(conn, assignment_id)
 
     def answer(
         self, annotator: Annotator, task_id: str, label: str, dimensions: dict[str, Any] | None = None
@@ -119,7 +120,8 @@ class ServingMixin(StoreBase):
             raise FieldError("label", f"must be one of {', '.join(SCALE)}")  # never echo what a client sent
         now = self._clock()
         with self._write() as conn:
-            row = _own_open_task(conn, annotator, task_id)
+            self._lock_annotator(conn, annotator)
+            row = _own_open_task(conn, annotator, task_id, self._for_update)
             assignment_id, status, swapped, batch_id, gold_label, gold_version, task_version = row
             rubric, scale = _batch_rubric(conn, batch_id)
             dims_shown = asg.validate_dimensions(dimensions, rubric, scale)
@@ -127,25 +129,28 @@ class ServingMixin(StoreBase):
             dims = asg.dimensions_to_pair(dims_shown, bool(swapped))
             comparable = gold_label is not None and gold_version == task_version
             correct = int(is_correct(pair_label, gold_label, self.gold_policy)) if comparable else None
-            conn.execute(
-                """UPDATE assignments SET status = 'answered', answered_at = ?, label = ?, label_shown = ?,
-                     dimensions = ?, gold_correct = ? WHERE id = ?""",
-                (now, pair_label, label, asg.dumps_dimensions(dims), correct, assignment_id),
+            conn.execute(sa.text(
+                """UPDATE assignments SET status = 'answered', answered_at = :now, label = :label, label_shown = :shown,
+                     dimensions = :dims, gold_correct = :correct WHERE id = :id"""),
+                {"now": now, "label": pair_label, "shown": label, "dims": asg.dumps_dimensions(dims), "correct": correct,
+                 "id": assignment_id},
             )
-            conn.execute("UPDATE items SET n_taken = n_taken + ? WHERE id = (SELECT item_id FROM assignments WHERE id = ?)",
-                         (int(status == "expired"), assignment_id))
-            answered, skipped, answers, right, flagged = conn.execute(
+            if status == "expired":  # its lease was released: the answer takes a place again
+                conn.execute(sa.text("UPDATE items SET n_taken = n_taken + 1 WHERE id = "
+                                     "(SELECT item_id FROM assignments WHERE id = :id)"), {"id": assignment_id})
+            answered, skipped, answers, right, flagged = conn.execute(sa.text(
                 """UPDATE annotators SET n_answered = n_answered + 1,
-                     gold_window_answers = gold_window_answers + ?, gold_window_correct = gold_window_correct + ?
-                   WHERE id = ?
-                   RETURNING n_answered, n_skipped, gold_window_answers, gold_window_correct, flagged""",
-                (int(correct is not None), correct or 0, annotator.id),
-            ).fetchone()
+                     gold_window_answers = gold_window_answers + :scored, gold_window_correct = gold_window_correct + :right
+                   WHERE id = :annotator
+                   RETURNING n_answered, n_skipped, gold_window_answers, gold_window_correct, flagged"""),
+                {"scored": int(correct is not None), "right": correct or 0, "annotator": annotator.id},
+            ).one()
             reason = None if flagged else flag_reason(answers, right, self.gold_policy)
             if reason is not None:
-                conn.execute(
-                    "UPDATE annotators SET flagged = 1, flag_reason = ?, flagged_at = ?, flag_shown_after = ? WHERE id = ?",
-                    (reason, now, answered + self.gold_policy.flag_delay, annotator.id),
+                conn.execute(sa.text(
+                    "UPDATE annotators SET flagged = 1, flag_reason = :reason, flagged_at = :now, flag_shown_after = :after "
+                    "WHERE id = :annotator"),
+                    {"reason": reason, "now": now, "after": answered + self.gold_policy.flag_delay, "annotator": annotator.id},
                 )
         return Receipt(task_id, "answered", answered, skipped)
 
@@ -155,17 +160,16 @@ class ServingMixin(StoreBase):
             raise FieldError("reason", "a skip needs a reason")
         now = self._clock()
         with self._write() as conn:
-            assignment_id, status = _own_open_task(conn, annotator, task_id)[:2]
-            conn.execute(
-                "UPDATE assignments SET status = 'skipped', answered_at = ?, skip_reason = ? WHERE id = ?",
-                (now, reason.strip()[:500], assignment_id),
-            )
-            conn.execute("UPDATE items SET n_taken = n_taken - ? WHERE id = (SELECT item_id FROM assignments WHERE id = ?)",
-                         (int(status == "pending"), assignment_id))
-            answered, skipped = conn.execute(
-                "UPDATE annotators SET n_skipped = n_skipped + 1 WHERE id = ? RETURNING n_answered, n_skipped",
-                (annotator.id,),
-            ).fetchone()
+            self._lock_annotator(conn, annotator)
+            assignment_id, status = _own_open_task(conn, annotator, task_id, self._for_update)[:2]
+            conn.execute(sa.text("UPDATE assignments SET status = 'skipped', answered_at = :now, skip_reason = :reason WHERE id = :id"),
+                         {"now": now, "reason": reason.strip()[:500], "id": assignment_id})
+            if status == "pending":  # a live lease: its place goes back to others
+                conn.execute(sa.text("UPDATE items SET n_taken = n_taken - 1 WHERE id = "
+                                     "(SELECT item_id FROM assignments WHERE id = :id)"), {"id": assignment_id})
+            answered, skipped = conn.execute(sa.text(
+                "UPDATE annotators SET n_skipped = n_skipped + 1 WHERE id = :annotator RETURNING n_answered, n_skipped"),
+                {"annotator": annotator.id}).one()
         return Receipt(task_id, "skipped", answered, skipped)
 
     def progress(self, annotator: Annotator) -> dict[str, Any]:
@@ -176,12 +180,11 @@ class ServingMixin(StoreBase):
         extra work, so real work left would drop for every task but the gold ones).
         """
         with self._read() as conn:
-            name, role, flagged, answered, skipped = conn.execute(
-                f"SELECT name, role, {FLAG_SHOWN}, n_answered, n_skipped FROM annotators WHERE id = ?", (annotator.id,)
-            ).fetchone()
-            pending = conn.execute(
-                "SELECT count(*) FROM assignments WHERE annotator_id = ? AND status = 'pending'", (annotator.id,)
-            ).fetchone()[0]
+            args = {"annotator": annotator.id}
+            name, role, flagged, answered, skipped = conn.execute(sa.text(
+                f"SELECT name, role, {FLAG_SHOWN}, n_answered, n_skipped FROM annotators WHERE id = :annotator"), args).one()
+            pending = conn.execute(sa.text(
+                "SELECT count(*) FROM assignments WHERE annotator_id = :annotator AND status = 'pending'"), args).scalar_one()
         return {
             "name": name,
             "role": role,
@@ -191,30 +194,39 @@ class ServingMixin(StoreBase):
             "in_progress": pending,
         }
 
-    def _sweep_expired(self, conn: sqlite3.Connection, now: float) -> None:
-        """Release leases of tasks served long ago and never answered, at most once a minute."""
+    def _lock_annotator(self, conn: sa.Connection, annotator: Annotator) -> None:
+        """Take the annotator's row first (PostgreSQL), so every transaction locks annotator, then
+        assignment, then item: one order, no deadlock between replicas."""
+        if self.postgresql:
+            conn.execute(sa.text("SELECT 1 FROM annotators WHERE id = :annotator FOR UPDATE"), {"annotator": annotator.id})
+
+    def _sweep_expired(self, now: float) -> None:
+        """Release leases of tasks served long ago and never answered, at most once a minute.
+
+        Its own transaction: the assignments are marked first (each exactly once, even when two
+        replicas sweep together: the second finds them no longer pending), then each item gives
+        back one place per lease released."""
         if now - self._last_sweep < SWEEP_EVERY_S:
             return
         self._last_sweep = now
-        cutoff = now - self.lease_s
-        conn.execute(
-            """UPDATE items SET n_taken = n_taken - (
-                   SELECT count(*) FROM assignments a
-                   WHERE a.item_id = items.id AND a.status = 'pending' AND a.served_at < ?)
-               WHERE id IN (SELECT item_id FROM assignments WHERE status = 'pending' AND served_at < ?)""",
-            (cutoff, cutoff),
-        )
-        conn.execute("UPDATE assignments SET status = 'expired' WHERE status = 'pending' AND served_at < ?", (cutoff,))
+        with self._write() as conn:
+            released = conn.execute(sa.text(
+                "UPDATE assignments SET status = 'expired' WHERE status = 'pending' AND served_at < :cutoff RETURNING item_id"),
+                {"cutoff": now - self.lease_s}).scalars().all()
+            counts: dict[int, int] = {}
+            for item_id in released:
+                counts[item_id] = counts.get(item_id, 0) + 1
+            if counts:
+                conn.execute(sa.text("UPDATE items SET n_taken = n_taken - :n WHERE id = :item"),
+                             [{"n": n, "item": item} for item, n in sorted(counts.items())])
 
 
-def _load_task(conn: sqlite3.Connection, assignment_id: int) -> Task:
-    task_id, swapped, version, prompt, a, b, prompt_html, a_html, b_html, rubric, scale = conn.execute(
+def _load_task(conn: sa.Connection, assignment_id: int) -> Task:
+    task_id, swapped, version, prompt, a, b, prompt_html, a_html, b_html, rubric, scale = conn.execute(sa.text(
         """SELECT a.task_id, a.swapped, a.guideline_version, i.prompt, i.response_a, i.response_b,
                   i.prompt_html, i.response_a_html, i.response_b_html, b.rubric, b.dimension_scale
            FROM assignments a JOIN items i ON i.id = a.item_id JOIN batches b ON b.batch_id = a.batch_id
-           WHERE a.id = ?""",
-        (assignment_id,),
-    ).fetchone()
+           WHERE a.id = :id"""), {"id": assignment_id}).one()
     lo, hi = json.loads(scale)
     shown = [{**dim, "scale": [lo, hi]} for dim in json.loads(rubric)]
     texts = [(t, h if h is not None else plain_html(t))  # None: queued before HTML was stored
@@ -224,14 +236,14 @@ def _load_task(conn: sqlite3.Connection, assignment_id: int) -> Task:
     return Task(task_id, first[0], left[0], right[0], shown, version, rendered)
 
 
-def _own_open_task(conn: sqlite3.Connection, annotator: Annotator, task_id: str) -> tuple:
+def _own_open_task(conn: sa.Connection, annotator: Annotator, task_id: str, for_update: str) -> tuple:
     """(assignment id, status, swapped, batch id, gold label, gold key version, task version) of the
-    annotator's unanswered task."""
-    row = conn.execute(
-        """SELECT a.id, a.status, a.swapped, a.batch_id, i.gold_label, i.gold_version, a.guideline_version, a.annotator_id
-           FROM assignments a JOIN items i ON i.id = a.item_id WHERE a.task_id = ?""",
-        (task_id,),
-    ).fetchone()
+    annotator's unanswered task; `for_update` locks the assignment, so of two answers sent at once
+    the second sees the first and is refused."""
+    row = conn.execute(sa.text(
+        f"""SELECT a.id, a.status, a.swapped, a.batch_id, i.gold_label, i.gold_version, a.guideline_version, a.annotator_id
+            FROM assignments a JOIN items i ON i.id = a.item_id WHERE a.task_id = :task{for_update and ' FOR UPDATE OF a'}"""),
+        {"task": task_id}).fetchone()
     if row is None or row[7] != annotator.id:
         raise TaskNotFound(f"task {task_id!r}: no such task for {annotator.name!r}")
     if row[1] in ("answered", "skipped"):
@@ -239,7 +251,8 @@ def _own_open_task(conn: sqlite3.Connection, annotator: Annotator, task_id: str)
     return row[:7]
 
 
-def _batch_rubric(conn: sqlite3.Connection, batch_id: str) -> tuple[list[dict[str, Any]], tuple[int, int]]:
-    rubric, scale = conn.execute("SELECT rubric, dimension_scale FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+def _batch_rubric(conn: sa.Connection, batch_id: str) -> tuple[list[dict[str, Any]], tuple[int, int]]:
+    rubric, scale = conn.execute(sa.text("SELECT rubric, dimension_scale FROM batches WHERE batch_id = :batch"),
+                                 {"batch": batch_id}).one()
     lo, hi = json.loads(scale)
     return json.loads(rubric), (int(lo), int(hi))

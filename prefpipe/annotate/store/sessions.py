@@ -11,8 +11,9 @@ signing out with the key itself, ends every session of the annotator. Both kinds
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
+
+import sqlalchemy as sa
 
 from prefpipe.annotate.errors import AnnotatorError, TokenRefused
 from prefpipe.annotate.store.annotators import Annotator
@@ -26,10 +27,10 @@ MAX_SESSIONS = 20
 
 _SIGN_IN = """
 SELECT an.id, an.name, an.role, an.flagged, an.disabled, an.token_expires_at, NULL
-FROM annotators an WHERE an.token_hash = ?
+FROM annotators an WHERE an.token_hash = :digest
 UNION ALL
 SELECT an.id, an.name, an.role, an.flagged, an.disabled, s.expires_at, s.id
-FROM sessions s JOIN annotators an ON an.id = s.annotator_id WHERE s.token_hash = ?
+FROM sessions s JOIN annotators an ON an.id = s.annotator_id WHERE s.token_hash = :digest
 """
 
 
@@ -50,8 +51,8 @@ class SessionsMixin(StoreBase):
         if not token:
             raise TokenRefused("missing token: send Authorization: Bearer TOKEN")
         digest = hash_token(token)
-        with self._lock:
-            row = self._conn.execute(_SIGN_IN, (digest, digest)).fetchone()
+        with self._read() as conn:
+            row = conn.execute(sa.text(_SIGN_IN), {"digest": digest}).fetchone()
         if row is None:
             raise TokenRefused("unknown or revoked token")
         annotator_id, name, role, flagged, disabled, expires_at, session_id = row
@@ -76,42 +77,42 @@ class SessionsMixin(StoreBase):
         expires_at = min(now + float(ttl_s), who.expires_at)
         annotator_id = who.annotator.id
         with self._write() as conn:
-            conn.execute(
-                """DELETE FROM sessions WHERE annotator_id = ? AND (expires_at <= ? OR id NOT IN (
-                       SELECT id FROM sessions WHERE annotator_id = ? ORDER BY id DESC LIMIT ?))""",
-                (annotator_id, now, annotator_id, MAX_SESSIONS - 1),
-            )
-            conn.execute(
-                "INSERT INTO sessions (annotator_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?)",
-                (annotator_id, hash_token(token), now, expires_at),
-            )
+            args = {"annotator": annotator_id, "now": now, "keep": MAX_SESSIONS - 1}
+            if self.postgresql:  # one annotator's sign-ins take turns, so the cap holds across replicas
+                conn.execute(sa.text("SELECT 1 FROM annotators WHERE id = :annotator FOR UPDATE"), args)
+            conn.execute(sa.text(
+                """DELETE FROM sessions WHERE annotator_id = :annotator AND (expires_at <= :now OR id NOT IN (
+                       SELECT id FROM sessions WHERE annotator_id = :annotator ORDER BY id DESC LIMIT :keep))"""), args)
+            conn.execute(sa.text(
+                "INSERT INTO sessions (annotator_id, token_hash, created_at, expires_at) VALUES (:annotator, :hash, :now, :expires)"),
+                {**args, "hash": hash_token(token), "expires": expires_at})
         return token, expires_at
 
     def sign_out(self, who: SignedIn) -> None:
         """Revoke the token `who` signed in with: their session, or (their own token) every token they have."""
         with self._write() as conn:
             if who.session_id is not None:
-                conn.execute("DELETE FROM sessions WHERE id = ?", (who.session_id,))
+                conn.execute(sa.text("DELETE FROM sessions WHERE id = :id"), {"id": who.session_id})
             else:
-                _replace_key(conn, "id = ?", who.annotator.id, 0.0)
+                _replace_key(conn, "id = :who", who.annotator.id, 0.0)
 
     def rotate_token(self, name: str, *, ttl_s: float = TOKEN_TTL_S) -> str:
         """A new token for `name`, valid for `ttl_s` seconds; the old one and its sessions stop working."""
         with self._write() as conn:
-            token = _replace_key(conn, "name = ?", name, self._clock() + float(ttl_s))
+            token = _replace_key(conn, "name = :who", name, self._clock() + float(ttl_s))
         if token is None:
             raise AnnotatorError(f"name: no annotator called {name!r}")
         return token
 
 
-def _replace_key(conn: sqlite3.Connection, where_sql: str, param: object, expires_at: float) -> str | None:
+def _replace_key(conn: sa.Connection, where_sql: str, who: object, expires_at: float) -> str | None:
     """Give one annotator a fresh token and end their sessions; the token, or None if nobody matched."""
     token = new_token()
-    row = conn.execute(
-        f"UPDATE annotators SET token_hash = ?, token_expires_at = ? WHERE {where_sql} RETURNING id",
-        (hash_token(token), expires_at, param),
+    row = conn.execute(sa.text(
+        f"UPDATE annotators SET token_hash = :hash, token_expires_at = :expires WHERE {where_sql} RETURNING id"),
+        {"hash": hash_token(token), "expires": expires_at, "who": who},
     ).fetchone()
     if row is None:
         return None
-    conn.execute("DELETE FROM sessions WHERE annotator_id = ?", (row[0],))
+    conn.execute(sa.text("DELETE FROM sessions WHERE annotator_id = :annotator"), {"annotator": row[0]})
     return token
