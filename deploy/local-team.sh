@@ -102,7 +102,8 @@ write_env() {
   cp "$PROJECT/deploy/dagster.yaml" "$SHARED_DIR/dagster_home/dagster.yaml"
   [ -d "$SHARED_DIR/data/guidelines" ] || cp -r "$PROJECT/data/guidelines" "$SHARED_DIR/data/guidelines"
   [ -d "$SHARED_DIR/data/batches" ] || cp -r "$PROJECT/data/batches" "$SHARED_DIR/data/batches"
-  printf 'execution:\n  config:\n    broker: %s\n    backend: %s\n' "$REDIS_URL" "$REDIS_URL" >"$TEAM_DIR/celery.yaml"
+  # the workers' Celery settings (broker, late acks so a killed worker's step is run again): the same as the runs'
+  "$PYTHON" -m prefpipe.defs.executors >"$TEAM_DIR/celery.yaml"
 }
 
 start_processes() {
@@ -116,7 +117,7 @@ start_processes() {
   launch webserver "$BIN/dagster-webserver" -h 127.0.0.1 -p "$WEB_PORT" -w "$PROJECT/workspace.yaml"
   launch daemon "$BIN/dagster-daemon" run -w "$PROJECT/workspace.yaml"
   for i in $(seq 1 "$WORKERS"); do
-    launch "worker$i" "$BIN/dagster-celery" worker start -A dagster_celery.app -y "$TEAM_DIR/celery.yaml" -n "prefpipe-worker$i@%h" -l warning
+    launch "worker$i" "$BIN/dagster-celery" worker start -A dagster_celery.app -y "$TEAM_DIR/celery.yaml" -n "prefpipe-worker$i" -l warning
   done
   for port in $APP_PORTS; do
     launch "app$port" "$BIN/prefpipe" annotate --host 127.0.0.1 --port "$port"

@@ -16,10 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from prefpipe.core.jsonl import write_jsonl
-
 from prefpipe_tests.conftest import PROJECT_ROOT
-from prefpipe_tests.defs.conftest import make_batch
+from prefpipe_tests.defs.conftest import make_batch, write_jsonl
 from prefpipe_tests.team.conftest import PG_BINS, free_port, unavailable
 
 pytestmark = [pytest.mark.team, pytest.mark.slow]
@@ -58,8 +56,6 @@ def test_the_local_team_stack(tmp_path):
 
         data = Path(stack["PREFPIPE_DATA_DIR"])
         batches = ("t1", "t2", "t3", "t4")
-        for b in batches:
-            make_batch(data, b, n=6)
         bin_dir = Path(sys.executable).parent
 
         def prefpipe(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -71,6 +67,8 @@ def test_the_local_team_stack(tmp_path):
         assert sql.stdout.split()[-1] == "999", sql.stdout + sql.stderr
 
         label_through_both_replicas(prefpipe, apps, tmp_path)
+        for b in batches:  # only now: the new-batch sensor would run them at once, beside the demo
+            make_batch(data, b, n=6)
 
         backfill = prefpipe("backfill", *(arg for b in batches for arg in ("--batch", b)), "--wait", "--timeout", "900",
                             "--workspace", str(PROJECT_ROOT / "workspace.yaml"), timeout=1000)
