@@ -23,6 +23,7 @@ def published_dataset(
     batch's self-contained HTML report (agreement, reliability, judge report card, costs, labels by
     guideline version and what `prefpipe stale` says of the batch) under data/reports/<batch>.html.
     Files are replaced atomically: a failed write keeps the last ones."""
+    from prefpipe.core.files import atomic_write
     from prefpipe.defs.stale_view import compute_view
     from prefpipe.exports.trl import to_trl, write_trl
     from prefpipe.reports.dataset_card import dataset_card
@@ -35,9 +36,8 @@ def published_dataset(
     trl = to_trl(preference_dataset, ai_labels=ai_labels, human_annotations=human_annotations, batch_id=batch_id)
     out_dir = Path(publish_folders.exports) / batch_id
     files = write_trl(trl, out_dir)
-    (out_dir / "README.md").write_text(
-        dataset_card(trl, agreement_report=agreement_report, title=f"prefpipe preference dataset: batch {batch_id}"), encoding="utf-8"
-    )
+    card_text = dataset_card(trl, agreement_report=agreement_report, title=f"prefpipe preference dataset: batch {batch_id}")
+    atomic_write(out_dir / "README.md", lambda tmp: tmp.write_text(card_text, encoding="utf-8"))
     card = judge_report_card(drop_batch(ai_labels), drop_batch(final_labels), drop_batch(response_pairs))
     tables = {
         "response_pairs": response_pairs, "ai_labels": ai_labels, "routing": routing, "human_annotations": human_annotations,
