@@ -226,8 +226,11 @@ def run_with_checks(batch_id: str, instance: dg.DagsterInstance) -> dg.ExecuteIn
     """Every asset and every check for one batch, as the pipeline job runs them."""
     from prefpipe.definitions import build_definitions
 
+    from dagster._core.storage.defs_state import base
+
     if batch_id not in instance.get_dynamic_partitions("batches"):
         instance.add_dynamic_partitions("batches", [batch_id])
+    base._current_storage.set(None)  # a run's short-lived instance may leave its storage registered (see conftest)
     defs = build_definitions()
     return dg.materialize([*defs.assets, *defs.asset_checks], partition_key=batch_id, instance=instance,
                           resources=defs.resources, raise_on_error=False)
