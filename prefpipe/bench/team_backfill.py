@@ -374,8 +374,8 @@ def main(argv: list[str]) -> int:
     except PrefpipeError as exc:  # BenchError, or prefpipe's own (a backfill it cannot follow)
         print(f"team-backfill FAILED: {exc}" + ("" if args.keep else "\n(rerun with --keep to keep the logs)"), file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("team-backfill interrupted: stopped everything it started", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"team-backfill interrupted ({exc or 'Ctrl-C'}): stopped everything it started", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, before)
