@@ -7,6 +7,7 @@ store's tests (run on both backends) and the team tests share one server."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -16,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from prefpipe.testing.postgres import Postgres, PostgresUnavailable, as_postgres, free_port, postgres_server
+from prefpipe.testing.postgres import Postgres, PostgresUnavailable, as_postgres, free_port, pg_bin_dir, postgres_server
 
-__all__ = ["PG_BINS", "Postgres", "as_postgres", "free_port", "postgres", "redis_url", "unavailable"]
+__all__ = ["PG_BINS", "Postgres", "as_postgres", "free_port", "postgres", "redis_url", "require_postgres", "unavailable"]
 
 PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
 
@@ -29,13 +30,20 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def require_postgres(*modules: str) -> None:
+    """Skip (fail under CI) unless psycopg, `modules` of the [team] packages and Debian's
+    PostgreSQL are installed."""
+    missing = [name for name in ("psycopg", *modules) if importlib.util.find_spec(name) is None]
+    if missing:
+        unavailable(f"the [team] packages are not installed ({', '.join(missing)}; pip install -e '.[team]')")
+    if pg_bin_dir() is None:
+        unavailable("PostgreSQL is not installed (apt-get install postgresql)")
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
     """One server for the session (fsync off: test data); `postgres.stop()` / `start()` restart it."""
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        unavailable("the [team] packages are not installed (pip install -e '.[team]')")
+    require_postgres()
     try:
         with postgres_server(fsync=False) as server:
             yield server

@@ -52,6 +52,7 @@ from prefpipe.annotate.errors import (
     AnnotatorError,
     AnnotatorPaused,
     FieldError,
+    UNAVAILABLE_DETAIL,
     StoreUnavailable,
     TaskNotFound,
 )
@@ -176,8 +177,7 @@ def create_app(
 
     @app.exception_handler(StoreUnavailable)
     async def unavailable(_: Request, exc: StoreUnavailable) -> JSONResponse:  # nothing was stored: send it again
-        return JSONResponse({"detail": "the annotation store is unavailable; nothing was stored, try again shortly"},
-                            status_code=503, headers={"Retry-After": "2"})
+        return JSONResponse({"detail": UNAVAILABLE_DETAIL}, status_code=503, headers={"Retry-After": "2"})
 
     @app.exception_handler(AnnotatorPaused)
     async def paused(_: Request, exc: AnnotatorPaused) -> JSONResponse:

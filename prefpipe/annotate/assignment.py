@@ -84,10 +84,12 @@ def real_candidate(conn: sa.Connection, annotator_id: int, role: str, point: int
     for attempt in locks:
         for queue in queues_for(role):
             args["queue"] = queue
-            for side in (">=", "<"):
-                row = conn.execute(sa.text(_REAL_CANDIDATE.format(open=_OPEN, lock=attempt, side=side)), args).fetchone()
-                if row is not None:
-                    return Candidate(*row)
+            # both sides, always: the same work whichever is taken (a wrap must not be told apart by timing)
+            at_or_after, before = (conn.execute(sa.text(_REAL_CANDIDATE.format(open=_OPEN, lock=attempt, side=side)), args).fetchone()
+                                   for side in (">=", "<"))
+            row = at_or_after or before
+            if row is not None:
+                return Candidate(*row)
     return None
 
 

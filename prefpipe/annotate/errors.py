@@ -39,6 +39,10 @@ class TokenRefused(AnnotateError):
     the message says which, for the 401 (it never names the account)."""
 
 
+UNAVAILABLE_DETAIL = "the annotation store is unavailable; nothing was stored, try again shortly"
+"""What a client is told (503, Retry-After) when the store cannot be reached."""
+
+
 class StoreUnavailable(AnnotateError):
     """The annotation store cannot be reached (PostgreSQL down or restarting, a SQLite file busy
     beyond the wait): nothing was stored; the request may be sent again."""

@@ -26,7 +26,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 
-from prefpipe.annotate.errors import StoreUnavailable, TokenRefused
+from prefpipe.annotate.errors import UNAVAILABLE_DETAIL, StoreUnavailable, TokenRefused
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,7 @@ class RequestGuard:
             await _refuse(scope, send, 401, str(exc), {"WWW-Authenticate": "Bearer"})
             return
         except StoreUnavailable:  # PostgreSQL restarting: say so, and that the request may be sent again
-            await _refuse(scope, send, 503, "the annotation store is unavailable; nothing was stored, try again shortly",
-                          {"Retry-After": "2"})
+            await _refuse(scope, send, 503, UNAVAILABLE_DETAIL, {"Retry-After": "2"})
             return
         key = who.annotator.id
         if self.in_flight[key] >= self.limits.max_concurrent:

@@ -251,7 +251,10 @@ class Replicas:
                 status, payload = await client.request(method, path, body)
             except (ConnectionError, asyncio.IncompleteReadError):
                 await client.__aexit__()
-                await client.__aenter__()
+                try:
+                    await client.__aenter__()
+                except OSError:  # the replica itself is down: the next try connects again
+                    pass
                 status, payload = 503, None
             if status != 503 or time.monotonic() > deadline:
                 return status, payload
@@ -363,7 +366,8 @@ def run_load(data_dir: Path, annotators: int = 50, labels_each: int = 100, per_i
              replicas: int = 1, during: Any = None) -> LoadResult:
     """Fresh store (`store`: an empty PostgreSQL database's URL; default a SQLite file in
     `data_dir`), `replicas` live servers in child processes, the floor run, then the load.
-    `during(result_so_far)`, if given, runs in a thread while the annotators label (a fault to inject)."""
+    `during(sent)`, if given, runs in a thread while the annotators label (a fault to inject); `sent`
+    is the growing list of acknowledged labels, so it can wait for the load to be under way."""
     import threading
 
     data_dir.mkdir(parents=True, exist_ok=True)

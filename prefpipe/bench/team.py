@@ -26,13 +26,16 @@ from typing import Any
 from prefpipe.bench import team_backfill
 from prefpipe.bench.annotate_load import LoadResult, run_load
 from prefpipe.errors import PrefpipeError
+from prefpipe.testing.postgres import postgres_server
 
 
-def annotation_loads(annotators: int, labels: int, workdir: Path) -> list[LoadResult]:
-    """The same closed-loop load on SQLite (1 and 2 apps over the file) and PostgreSQL (2 apps)."""
+def annotation_loads(annotators: int, labels: int, workdir: Path, machine: dict[str, Any]) -> list[LoadResult]:
+    """The same closed-loop load on SQLite (1 and 2 apps over the file) and PostgreSQL (2 apps);
+    records the PostgreSQL version in `machine`."""
     results = [run_load(workdir / "sqlite-1", annotators, labels, measure_floor=False, replicas=1),
                run_load(workdir / "sqlite-2", annotators, labels, measure_floor=False, replicas=2)]
-    with team_backfill.postgres_server() as pg:
+    with postgres_server() as pg:
+        machine["postgresql"] = pg.version
         db = pg.create_database(f"store_{secrets.token_hex(4)}")
         url = f"postgresql://{pg.user}:{pg.password}@{pg.host}:{pg.port}/{db}"
         results.append(run_load(workdir / "postgresql-2", annotators, labels, measure_floor=False, replicas=2, store=url))
@@ -70,7 +73,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     figures: dict[str, Any] = {"machine": team_backfill.machine()}
-    print(f"machine: {json.dumps(figures['machine'])}", flush=True)
     failed = False
     with tempfile.TemporaryDirectory(prefix="prefpipe-bench-team-") as tmp:
         if not args.skip_backfill:
@@ -82,10 +84,11 @@ def main(argv: list[str]) -> int:
             else:
                 figures["backfill"] = backfill
                 print(team_backfill.report(backfill), end="\n\n", flush=True)
-        loads = [load_summary(r) for r in annotation_loads(args.annotators, args.labels, Path(tmp) / "load")]
+        loads = [load_summary(r) for r in annotation_loads(args.annotators, args.labels, Path(tmp) / "load", figures["machine"])]
     figures["annotation_load"] = loads
     print(f"annotation load: {args.annotators} annotators x {args.labels} labels each, closed loop (no think time)")
-    print(load_report(loads), flush=True)
+    print(load_report(loads))
+    print(f"machine: {json.dumps(figures['machine'])}", flush=True)
     failed |= any(load["problems"] for load in loads)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")

@@ -9,19 +9,13 @@ import json
 import pytest
 
 from prefpipe.bench import team
-from prefpipe.testing.postgres import pg_bin_dir
-from prefpipe_tests.services import unavailable
+from prefpipe_tests.services import require_postgres
 
 
 @pytest.mark.team
 @pytest.mark.slow
 def test_the_annotation_loads_on_both_stores(tmp_path):
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        unavailable("the [team] packages are not installed (pip install -e '.[team]')")
-    if pg_bin_dir() is None:
-        unavailable("PostgreSQL is not installed (apt-get install postgresql)")
+    require_postgres()
     out = tmp_path / "figures.json"
     assert team.main(["--skip-backfill", "--annotators", "4", "--labels", "6", "--json", str(out)]) == 0
     figures = json.loads(out.read_text())

@@ -14,8 +14,7 @@ import pytest
 
 from prefpipe.bench import team_backfill
 from prefpipe.core.batch_inputs import validate_batch_inputs
-from prefpipe.testing.postgres import pg_bin_dir
-from prefpipe_tests.services import unavailable
+from prefpipe_tests.services import require_postgres
 
 LEFTOVERS = ("prefpipe-team-backfill-*", "prefpipe-pg-*")
 
@@ -43,13 +42,7 @@ def test_a_wrong_count_is_a_problem_not_a_figure():
 @pytest.mark.team
 @pytest.mark.slow
 def test_a_tiny_backfill_on_both_warehouses(tmp_path):
-    try:
-        import dagster_postgres  # noqa: F401
-        import psycopg  # noqa: F401
-    except ImportError:
-        unavailable("the [team] packages are not installed (pip install -e '.[team]')")
-    if pg_bin_dir() is None:
-        unavailable("PostgreSQL is not installed (apt-get install postgresql)")
+    require_postgres("dagster_postgres")
     tmp = Path(tempfile.gettempdir())
     before = {p for pattern in LEFTOVERS for p in tmp.glob(pattern)}
     out = tmp_path / "figures.json"

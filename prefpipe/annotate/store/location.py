@@ -65,8 +65,7 @@ def parse_location(spec: str | Path) -> StoreLocation:
                                f"got a {text.split('://', 1)[0]}:// URL")
     if text.startswith("sqlite://"):  # sqlite:///ABS/PATH, like duckdb:///ABS/PATH for the warehouse
         text = "/" + text[len("sqlite://"):].lstrip("/")
-    path = Path(text)
-    path = path.expanduser().resolve()
+    path = Path(text).expanduser().resolve()
     return StoreLocation(sa.URL.create("sqlite", database=str(path)), path, str(path))
 
 
@@ -100,7 +99,8 @@ def _sqlite_begin(conn: sa.Connection) -> None:
 
 def unreachable_message(location: StoreLocation, exc: BaseException) -> str:
     """One line naming the variable and the address, never the password."""
-    reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    said = str(getattr(exc, "orig", None) or exc).strip()
+    reason = said.splitlines()[0] if said else type(exc).__name__
     if location.url.password:
         reason = reason.replace(str(location.url.password), "***")
-    return f"{STORE_ENV}: cannot open the annotation store {location.display}: {reason}"
+    return f"{STORE_ENV}: cannot reach the annotation store {location.display}: {reason}"

@@ -116,6 +116,12 @@ class StoreBase:
                          {"v": str(SCHEMA_VERSION).encode()})
             self._gold_secret = bytes(conn.execute(sa.text("SELECT value FROM meta WHERE key = 'gold_secret'")).scalar_one())
 
+    def _lock_annotator(self, conn: sa.Connection, annotator_id: int) -> None:
+        """Take the annotator's row first (PostgreSQL), so one annotator's requests take turns and
+        every transaction locks annotator, then assignment, then item: one order, no deadlock."""
+        if self.postgresql:
+            conn.execute(sa.text("SELECT 1 FROM annotators WHERE id = :annotator FOR UPDATE"), {"annotator": annotator_id})
+
     @property
     def display(self) -> str:
         """Where the store is, for messages: the file, or the database without its password."""

@@ -120,7 +120,7 @@ class ServingMixin(StoreBase):
             raise FieldError("label", f"must be one of {', '.join(SCALE)}")  # never echo what a client sent
         now = self._clock()
         with self._write() as conn:
-            self._lock_annotator(conn, annotator)
+            self._lock_annotator(conn, annotator.id)
             row = _own_open_task(conn, annotator, task_id, self._for_update)
             assignment_id, status, swapped, batch_id, gold_label, gold_version, task_version = row
             rubric, scale = _batch_rubric(conn, batch_id)
@@ -160,7 +160,7 @@ class ServingMixin(StoreBase):
             raise FieldError("reason", "a skip needs a reason")
         now = self._clock()
         with self._write() as conn:
-            self._lock_annotator(conn, annotator)
+            self._lock_annotator(conn, annotator.id)
             assignment_id, status = _own_open_task(conn, annotator, task_id, self._for_update)[:2]
             conn.execute(sa.text("UPDATE assignments SET status = 'skipped', answered_at = :now, skip_reason = :reason WHERE id = :id"),
                          {"now": now, "reason": reason.strip()[:500], "id": assignment_id})
@@ -193,12 +193,6 @@ class ServingMixin(StoreBase):
             "skipped": skipped,
             "in_progress": pending,
         }
-
-    def _lock_annotator(self, conn: sa.Connection, annotator: Annotator) -> None:
-        """Take the annotator's row first (PostgreSQL), so every transaction locks annotator, then
-        assignment, then item: one order, no deadlock between replicas."""
-        if self.postgresql:
-            conn.execute(sa.text("SELECT 1 FROM annotators WHERE id = :annotator FOR UPDATE"), {"annotator": annotator.id})
 
     def _sweep_expired(self, now: float) -> None:
         """Release leases of tasks served long ago and never answered, at most once a minute.

@@ -78,8 +78,7 @@ class SessionsMixin(StoreBase):
         annotator_id = who.annotator.id
         with self._write() as conn:
             args = {"annotator": annotator_id, "now": now, "keep": MAX_SESSIONS - 1}
-            if self.postgresql:  # one annotator's sign-ins take turns, so the cap holds across replicas
-                conn.execute(sa.text("SELECT 1 FROM annotators WHERE id = :annotator FOR UPDATE"), args)
+            self._lock_annotator(conn, annotator_id)  # one annotator's sign-ins take turns: the cap holds across replicas
             conn.execute(sa.text(
                 """DELETE FROM sessions WHERE annotator_id = :annotator AND (expires_at <= :now OR id NOT IN (
                        SELECT id FROM sessions WHERE annotator_id = :annotator ORDER BY id DESC LIMIT :keep))"""), args)
