@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from prefpipe.core.labels import SCALE
+from prefpipe.bench import synthetic
 from prefpipe.errors import PrefpipeError
 from prefpipe.testing.postgres import Postgres, postgres_server, run_checked
 
@@ -65,43 +65,9 @@ class BenchError(PrefpipeError):
 
 
 def write_batch(folder: Path, batch_id: str, pairs: int, seed: int) -> None:
-    """One batch of imported pairs in the demo batch's layout: two responses a prompt, an external
-    judge's verdict with a confidence for each pair, three people's labels a pair; a run calls no LLM.
-    The frames are drawn with numpy and written by DuckDB's JSON writer, without a loop over rows."""
-    import duckdb
-    import pandas as pd
-
-    rng = np.random.default_rng(seed)
-    scale = np.array(SCALE)
-    truth = rng.choice(len(scale), pairs, p=[0.15, 0.3, 0.1, 0.3, 0.15])
-
-    def noisy(shape: tuple[int, ...], right: float) -> np.ndarray:
-        want = truth.reshape((pairs,) + (1,) * (len(shape) - 1))
-        return scale[np.where(rng.random(shape) < right, want, rng.integers(0, len(scale), shape))]
-
-    first = rng.integers(0, ANNOTATORS, pairs)  # three different annotators a pair: offsets 0, 1..19, 20..39
-    who = (first[:, None] + np.stack([np.zeros(pairs, int), 1 + rng.integers(0, 19, pairs), 20 + rng.integers(0, 20, pairs)], 1)) % ANNOTATORS
-    frame = pd.DataFrame({"i": np.arange(pairs), "topic": rng.integers(0, 500, pairs), "len_a": rng.integers(3, 40, pairs),
-                          "len_b": rng.integers(3, 40, pairs), "verdict": noisy((pairs,), 0.8), "conf": rng.beta(6, 2, pairs).round(3)})
-    people = pd.DataFrame({"i": np.repeat(np.arange(pairs), LABELS_PER_PAIR), "who": who.ravel(), "label": noisy((pairs, LABELS_PER_PAIR), 0.85).ravel(),
-                           "secs": rng.gamma(4.0, 5.0, pairs * LABELS_PER_PAIR).round(1)})
-    folder.mkdir(parents=True, exist_ok=True)
-    pid = f"'{batch_id}-' || i"
-    queries = {
-        "prompts.jsonl": f"""SELECT {pid} AS id, 'Question ' || i || ' on topic ' || topic || ': explain it briefly.' AS prompt,
-            [{{'model': 'model-x', 'text': repeat('word ', len_a::INT) || 'answer ' || i}},
-             {{'model': 'model-y', 'text': repeat('other ', len_b::INT) || 'reply ' || i}}] AS responses FROM frame ORDER BY i""",
-        "ai_labels.jsonl": f"SELECT {pid} || ':0' AS pair_id, 'bench-judge' AS judge, verdict, conf AS confidence FROM frame ORDER BY i",
-        "annotations.jsonl": f"""SELECT {pid} || ':0' AS pair_id, 'ann' || who AS annotator_id, label, secs AS duration_s
-            FROM people ORDER BY i, who""",
-    }
-    with duckdb.connect() as con:
-        con.register("frame", frame)
-        con.register("people", people)
-        for name, query in queries.items():
-            con.execute(f"COPY ({query}) TO '{str(folder / name).replace(chr(39), chr(39) * 2)}' (FORMAT json)")
-    (folder / "batch.json").write_text(json.dumps({"closed": True, "external_judge": "bench-judge",  # closed: the nightly schedule leaves it
-                                                   "description": f"synthetic imported pairs, seed {seed}"}), encoding="utf-8")
+    """One batch of imported pairs in the demo batch's layout: two short responses a prompt, an external
+    judge's verdict with a confidence for each pair, three people's labels a pair; a run calls no LLM."""
+    synthetic.write_batch(folder, batch_id, synthetic.BatchShape(pairs, annotators=ANNOTATORS, labels_per_pair=LABELS_PER_PAIR), seed)
 
 
 # --- one side: a Dagster instance, its daemon, one backfill --------------------------------------
