@@ -146,6 +146,15 @@ def row_counts(data: Path) -> dict[str, int]:
                 and "batch_id" in {c[0] for c in con.execute(f'DESCRIBE "{t}"').fetchall()}}
 
 
+def final_labels(data: Path):
+    """The batch's final labels in the form the 20K reference records them."""
+    import duckdb
+
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute("""SELECT pair_id, label, round(confidence, 6) AS confidence, n_labels, method, source, guideline_version
+                              FROM final_labels WHERE batch_id = ? ORDER BY pair_id""", [BATCH]).df()
+
+
 def measure(shape: synthetic.BatchShape, folder: Path, seed: int) -> dict[str, Any]:
     data, home = folder / "data", folder / "dagster_home"
     shutil.copytree(GUIDELINES, data / "guidelines")

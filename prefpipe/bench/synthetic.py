@@ -89,7 +89,7 @@ def write_batch(folder: Path, batch_id: str, shape: BatchShape, seed: int) -> No
             FROM people ORDER BY i, who""",
     }
     with duckdb.connect() as con:
-        con.execute("SET preserve_insertion_order = true")
+        con.execute("SET preserve_insertion_order = true; SET enable_progress_bar = false")
         con.register("frame", frame)
         con.register("people", people)
         for name, query in queries.items():

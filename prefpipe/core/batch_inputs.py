@@ -56,7 +56,7 @@ def validate_batch_inputs(folder: Path, *, strategy: str | None = EXISTING) -> B
     source = folder / PROMPTS_FILE
     prompts = load_prompts(source)
     counts = candidate_counts(prompts)
-    known: frozenset[str] | None = None
+    known: pa.Array | None = None
     unpaired: dict[str, str] | None = None
     if strategy == EXISTING:
         if not (counts >= 2).any():
@@ -72,7 +72,7 @@ def validate_batch_inputs(folder: Path, *, strategy: str | None = EXISTING) -> B
     return BatchInputsReport(config, prompts, counts, pairs, n_ai, len(annotations), _gold_pairs(folder / GOLD_FILE))
 
 
-def existing_pairs(prompts: pd.DataFrame, counts: np.ndarray, source: str) -> tuple[frozenset[str], Mapping[str, str]]:
+def existing_pairs(prompts: pd.DataFrame, counts: np.ndarray, source: str) -> tuple[pa.Array, Mapping[str, str]]:
     """The pair ids the existing strategy makes (`<prompt id>:<k>`, k over every two of a prompt's
     responses), and the ids it records without a pair (`<prompt id>:0` of a prompt with fewer
     than two responses), each with the reason."""
@@ -88,7 +88,7 @@ def existing_pairs(prompts: pd.DataFrame, counts: np.ndarray, source: str) -> tu
         "and the existing strategy pairs two or more"
         for i, pid in zip(short, ids.take(pa.array(short, pa.int64())).to_pylist())
     }
-    return frozenset(made.to_pylist()), unpaired
+    return made, unpaired
 
 
 def _gold_pairs(path: Path) -> int:

@@ -18,7 +18,7 @@ reader below, the exact one, reads it again and names the file, line and field.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from prefpipe.core import schemas
 from prefpipe.core.batch_config import BatchConfig
+from prefpipe.core.import_cache import as_arrow, pairs_are_known, parsed_once
 from prefpipe.core.input_errors import BatchInputError
 from prefpipe.core.jsonl import (
     UPPER_ESCAPES, LineByLine, arrow_frame, bulk_or_line_by_line, arrow_series, arrow_strings, read_bulk, read_jsonl, sql_blank, sql_id, sql_number, sql_or_default,
@@ -78,8 +79,38 @@ def import_ai_labels(
     `confidence`) into ai_labels rows. One verdict per pair and judge. `unpaired` maps pair ids
     the batch will never make to the reason (a prompt with one response)."""
     path = Path(path)
-    return bulk_or_line_by_line(lambda: _ai_labels_in_bulk(path, config, known_pairs, unpaired),
-                                lambda: _ai_labels_line_by_line(path, config, known_pairs, unpaired))
+
+    def exact() -> pd.DataFrame:
+        known = None if known_pairs is None else _as_set(known_pairs)
+        return bulk_or_line_by_line(lambda: _ai_labels_in_bulk(path, config, known, unpaired), lambda: _ai_labels_line_by_line(path, config, known, unpaired))
+
+    return _checked(lambda: parsed_once("ai_labels", [path], _shape(config), lambda: bulk_or_line_by_line(
+        lambda: _ai_labels_in_bulk(path, config, None, None), lambda: _ai_labels_line_by_line(path, config, None, None))),
+        exact, known_pairs, unpaired)
+
+
+def _shape(config: BatchConfig) -> dict[str, Any]:
+    """What of the batch's settings shapes imported rows (the cache key beside the files' bytes)."""
+    return {"label_map": config.label_map, "judge": config.external_judge, "guideline_version": config.imported_guideline_version}
+
+
+def _as_set(ids: Any) -> Collection[str]:
+    return ids if isinstance(ids, (set, frozenset)) else set(as_arrow(ids).to_pylist())
+
+
+def _checked(parse: Callable[[], pd.DataFrame], exact: Callable[[], pd.DataFrame], known: Any, unpaired: Mapping[str, str] | None) -> pd.DataFrame:
+    """The rows parse() gives (once per file content, without the pair check), checked against the
+    batch's pairs at once; on any problem the exact reader runs, and raises the error it always has
+    (the first bad line, whichever check it fails)."""
+    try:
+        frame = parse()
+    except BatchInputError:
+        exact()
+        raise
+    if not pairs_are_known(frame["pair_id"], known, unpaired):
+        exact()
+        raise AssertionError("the exact reader accepted pairs the bulk check rejected")
+    return frame
 
 
 def _ai_labels_line_by_line(path: Path, config: BatchConfig, known_pairs: Collection[str] | None, unpaired: Mapping[str, str] | None) -> pd.DataFrame:
@@ -166,7 +197,7 @@ def _vouch(table: pa.Table, known_pairs: Collection[str] | None, unpaired: Mappi
     pair_ids = table["pair_id"]
     if unpaired and pc.any(pc.is_in(pair_ids, value_set=pa.array(list(unpaired), pa.string()))).as_py():
         raise LineByLine("a pair that is never made")
-    if known_pairs is not None and not pc.all(pc.is_in(pair_ids, value_set=pa.array(list(known_pairs), pa.string()))).as_py():
+    if known_pairs is not None and not pc.all(pc.is_in(pair_ids, value_set=as_arrow(known_pairs))).as_py():
         raise LineByLine("a pair that is not in the batch")
 
 
@@ -195,8 +226,14 @@ def import_human_annotations(
     The same annotator labelling the same pair twice, across all files, is an error: which of the
     two answers counts is the user's decision, not ours."""
     files = [Path(f) for f in files]
-    return bulk_or_line_by_line(lambda: _human_in_bulk(files, config, known_pairs, unpaired),
-                                lambda: _human_line_by_line(files, config, known_pairs, unpaired))
+
+    def exact() -> pd.DataFrame:
+        known = None if known_pairs is None else _as_set(known_pairs)
+        return bulk_or_line_by_line(lambda: _human_in_bulk(files, config, known, unpaired), lambda: _human_line_by_line(files, config, known, unpaired))
+
+    return _checked(lambda: parsed_once("annotations", files, _shape(config), lambda: bulk_or_line_by_line(
+        lambda: _human_in_bulk(files, config, None, None), lambda: _human_line_by_line(files, config, None, None))),
+        exact, known_pairs, unpaired)
 
 
 def _human_line_by_line(files: list[Path], config: BatchConfig, known_pairs: Collection[str] | None, unpaired: Mapping[str, str] | None) -> pd.DataFrame:

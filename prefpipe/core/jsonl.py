@@ -163,8 +163,8 @@ def _query(path: Path, columns: dict[str, str], select: str, params: dict[str, A
     try:
         with duckdb.connect() as con:
             con.execute("SET enable_progress_bar = false")
-            result = con.sql(sql, params={"path": str(path), **params})
-            return result.to_arrow_table() if hasattr(result, "to_arrow_table") else result.arrow()
+            con.execute(f"CREATE TEMP TABLE result AS {sql}", {"path": str(path), **params})  # in parallel; streaming it to Arrow is not
+            return con.execute("SELECT * FROM result").arrow().read_all()
     except duckdb.Error as exc:
         raise LineByLine(str(exc)) from exc
 
@@ -261,14 +261,24 @@ def sql_number(column: str) -> str:
     return f"(CASE WHEN json_type({column}) IN ('UBIGINT', 'BIGINT', 'DOUBLE') THEN CAST({column} AS DOUBLE) END)"
 
 
+_NOT_SPACE = "BETWEEN 33 AND 132"
+"""Code points that are not whitespace to Python whatever surrounds them (every whitespace character
+is under 33 or from U+0085 on): a text that starts and ends with one needs no strip."""
+
+
+def _plain_ends(expression: str) -> str:
+    return f"(ord(left({expression}, 1)) {_NOT_SPACE} AND ord(right({expression}, 1)) {_NOT_SPACE})"
+
+
 def sql_blank(expression: str) -> str:
-    """True when str.strip() leaves nothing of the text."""
-    return f"regexp_full_match({expression}, '{_SPACE_CLASS}*')"
+    """True when str.strip() leaves nothing of the text (the regular expression runs only on texts
+    that start with a character that could be whitespace: a million ids check in milliseconds)."""
+    return f"(CASE WHEN ord(left({expression}, 1)) {_NOT_SPACE} THEN false ELSE regexp_full_match({expression}, '{_SPACE_CLASS}*') END)"
 
 
 def sql_strip(expression: str) -> str:
-    """str.strip() of the text."""
-    return f"trim({expression}, '{PY_SPACE}')"
+    """str.strip() of the text (trim runs only where an end could be whitespace)."""
+    return f"(CASE WHEN {_plain_ends(expression)} THEN {expression} ELSE trim({expression}, '{PY_SPACE}') END)"
 
 
 def sql_or_default(column: str, default: str) -> str:

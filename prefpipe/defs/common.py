@@ -50,6 +50,19 @@ def with_batch(df: pd.DataFrame, schema: dict[str, str], batch_id: str, *, table
     return out
 
 
+PAIR_ID_COLUMNS = ("batch_id", "pair_id", "prompt_id", "model_a", "model_b", "strategy", "dropped", "drop_reason")
+PAIR_IDS = dg.AssetIn("response_pairs", metadata={"columns": list(PAIR_ID_COLUMNS)})
+"""response_pairs without its texts, for the stages that decide on ids and flags: at a million pairs
+the prompts and responses are most of the table, and most stages never look at them."""
+
+
+def pair_texts(reader, batch_id: str, pairs: pd.DataFrame) -> pd.DataFrame:
+    """`pairs` (ids and flags) with their prompt, responses and strategy_params, read from the
+    warehouse when a stage needs them after all (a judge to ask, texts to rank by)."""
+    texts = reader.read_tables(("response_pairs",), batch_id=batch_id, columns=("pair_id", "prompt", "response_a", "response_b", "strategy_params"))
+    return pairs.merge(drop_batch(texts["response_pairs"]), on="pair_id", how="left", validate="one_to_one")
+
+
 def drop_batch(df: pd.DataFrame) -> pd.DataFrame:
     return df.drop(columns=["batch_id"], errors="ignore")
 

@@ -48,8 +48,8 @@ class WarehouseReader(dg.ConfigurableResource):
 
     database: str = pydantic.Field(description="The warehouse: a DuckDB file, or ducklake:postgresql://... (PREFPIPE_WAREHOUSE).")
 
-    def read_tables(self, tables: tuple[str, ...], *, batch_id: str | None = None) -> dict[str, pd.DataFrame]:
-        return read_tables(tables, batch_id=batch_id, database=self.database)
+    def read_tables(self, tables: tuple[str, ...], *, batch_id: str | None = None, columns: tuple[str, ...] | None = None) -> dict[str, pd.DataFrame]:
+        return read_tables(tables, batch_id=batch_id, database=self.database, columns=columns)
 
 
 class AnnotationStoreResource(dg.ConfigurableResource):

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pydantic
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 import pandas as pd
@@ -27,7 +28,7 @@ from dagster_duckdb_pandas.duckdb_pandas_type_handler import DuckDBPandasTypeHan
 
 from prefpipe.core import schemas
 from prefpipe.core.run_undo import Slice, record_before_write, settle, unsettled_runs
-from prefpipe.core.warehouse import connect_for_write, quote, target
+from prefpipe.core.warehouse import arrow_frame, connect_for_write, quote, target
 
 FINISHED_OK = {"SUCCESS"}
 FINISHED_BAD = {"FAILURE", "CANCELED"}
@@ -76,7 +77,7 @@ class AtomicPandasTypeHandler(DuckDBPandasTypeHandler):
         if not target(context.resource_config["database"]).is_lakehouse:  # the lakehouse's sensor settles there (no racing writers)
             settle_finished_runs(connection, context.step_context.instance, current=context.run_id)
         part = Slice(table_slice.schema, table_slice.table, context.partition_key if table_slice.partition_dimensions else None)
-        connection.register("prefpipe_obj", obj)
+        connection.register("prefpipe_obj", to_arrow(obj))
 
         @_retry_conflicts
         def write() -> None:
@@ -105,7 +106,9 @@ class AtomicPandasTypeHandler(DuckDBPandasTypeHandler):
 
     def load_input(self, context: InputContext, table_slice: TableSlice, connection) -> pd.DataFrame:
         try:
-            return super().load_input(context, table_slice, connection)
+            if table_slice.partition_dimensions and len(context.asset_partition_keys) == 0:
+                return pd.DataFrame()
+            return arrow_frame(connection.execute(DuckDbClient.get_select_statement(table_slice)).arrow().read_all())
         except duckdb.CatalogException:
             columns = schemas.TABLES.get(table_slice.table)
             if columns is None:
@@ -113,7 +116,13 @@ class AtomicPandasTypeHandler(DuckDBPandasTypeHandler):
             frame = schemas.empty(columns)
             if table_slice.partition_dimensions:
                 frame.insert(0, "batch_id", pd.Series(dtype="string"))
-            return frame
+            return frame[list(table_slice.columns)] if table_slice.columns else frame
+
+
+def to_arrow(frame: pd.DataFrame) -> pa.Table:
+    """The frame as an Arrow table for DuckDB to insert: Arrow-backed text is handed over without a
+    copy, Python text is converted once."""
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def settle_finished_runs(connection, instance, *, current: str | None = None) -> dict[str, str]:

@@ -10,7 +10,7 @@ import pydantic
 
 from prefpipe.core import schemas
 from prefpipe.core.ingest import AI_LABELS_FILE, import_ai_labels
-from prefpipe.defs.common import WARN, batch_check, check_md, check_threshold, drop_batch, md_table, user_errors, with_batch, with_llm_calls
+from prefpipe.defs.common import PAIR_IDS, WARN, batch_check, check_md, check_threshold, drop_batch, md_table, pair_texts, user_errors, with_batch, with_llm_calls
 from prefpipe.defs.partitions import batches
 from prefpipe.defs.resources import BatchFolders, GuidelinesFolder, LLMResource, WarehouseReader
 from prefpipe.defs.run_config import dagster_config, from_run_config
@@ -46,11 +46,12 @@ class AiLabelsConfig(JudgeRunConfig):
     ),
     partitions_def=batches,
     deps=["guidelines"],
+    ins={"response_pairs": PAIR_IDS},
 )
 @user_errors
 def ai_labels(
     context: dg.AssetExecutionContext, config: AiLabelsConfig, response_pairs: pd.DataFrame, llm: LLMResource,
-    batch_folders: BatchFolders, guidelines_folder: GuidelinesFolder,
+    batch_folders: BatchFolders, guidelines_folder: GuidelinesFolder, warehouse_reader: WarehouseReader,
 ):
     """The AI judge's verdict on every pair, on the five-point scale, under the current guidelines.
 
@@ -63,16 +64,17 @@ def ai_labels(
     tokens and price; cached answers are never paid twice."""
     batch_id = context.partition_key
     folder = batch_folders.folder(batch_id)
-    pairs = drop_batch(response_pairs)
+    pairs = drop_batch(response_pairs)  # ids and flags: the texts are read below only when a judge is asked
     live = pairs[~pairs["dropped"].fillna(False).astype(bool)]
     guidelines = guidelines_folder.load()
     frames, usage, bias = [], schemas.empty(schemas.LLM_CALLS), None
     imported_file = folder / AI_LABELS_FILE
     if imported_file.is_file():
-        frames.append(import_ai_labels(imported_file, batch_folders.config(batch_id), guideline_version=guidelines.version, known_pairs=set(pairs["pair_id"])))
+        frames.append(import_ai_labels(imported_file, batch_folders.config(batch_id), guideline_version=guidelines.version, known_pairs=pairs["pair_id"]))
     ask = config.run_judge == "always" or (config.run_judge == "auto" and not imported_file.is_file())
     if ask and len(live):
         judge_set = from_run_config(config, JudgeSetRunConfig)
+        live = pair_texts(warehouse_reader, batch_id, live)
         result = judge_pairs(live, guidelines, judge_set.judges, llm.get_client(), batch_api=judge_set.batch_api)
         frames.append(result.labels)
         usage, bias = result.usage, result.bias

@@ -6,7 +6,9 @@ import pandas as pd
 from prefpipe.core import schemas
 from prefpipe.core.routing import route_counts
 from prefpipe.core.spot_checks import SpotCheckEstimate, escalate_spot_checks, spot_check_disagreement
-from prefpipe.defs.common import BATCH_ASSET, WARN, batch_check, check_threshold, drop_batch, history_reward_model, md_table, user_errors, with_batch
+from prefpipe.defs.common import (
+    BATCH_ASSET, PAIR_IDS, WARN, batch_check, check_threshold, drop_batch, history_reward_model, md_table, pair_texts, user_errors, with_batch,
+)
 from prefpipe.defs.people.annotation_sources import all_annotations
 from prefpipe.defs.resources import AnnotationStoreResource, BatchFolders, GuidelinesFolder, RoutingSettings, WarehouseReader
 from prefpipe.errors import PrefpipeError
@@ -23,7 +25,7 @@ def primary_labels(ai_labels: pd.DataFrame, judge: str | None) -> pd.DataFrame:
     return ai_labels[ai_labels["judge"] == name]
 
 
-@dg.asset(**BATCH_ASSET, group_name="labelling")
+@dg.asset(**BATCH_ASSET, group_name="labelling", ins={"response_pairs": PAIR_IDS})
 @user_errors
 def routing(
     context: dg.AssetExecutionContext, ai_labels: pd.DataFrame, response_pairs: pd.DataFrame, routing_settings: RoutingSettings,
@@ -41,10 +43,11 @@ def routing(
     cfg = routing_settings.rules(guidelines_folder.load(), batch_folders.config(batch_id).human_budget)
     pairs = drop_batch(response_pairs)
     model = None
-    if cfg.human_budget is not None:  # the budget is spent by active learning: rank with what earlier batches taught
+    if cfg.human_budget is not None:  # the budget is spent by active learning: rank with what earlier batches taught, and by the texts
         model = history_reward_model(warehouse_reader, batch_id)
+        pairs = pair_texts(warehouse_reader, batch_id, pairs)
     routed = route_pairs(primary_labels(drop_batch(ai_labels), routing_settings.primary_judge), cfg, pairs=pairs, reward_model=model)
-    annotations = all_annotations(batch_id, set(pairs["pair_id"]), batch_folders, annotation_store)
+    annotations = all_annotations(batch_id, pairs["pair_id"], batch_folders, annotation_store)
     experts = escalate_spot_checks(routed, annotations)
     routed = pd.concat([routed[~routed["pair_id"].isin(experts["pair_id"])], experts], ignore_index=True)
     counts = route_counts(routed)
