@@ -82,9 +82,10 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def timed_process(args: list[str], *, env: dict[str, str], cwd: Path, log: Path) -> dict[str, Any]:
+def timed_process(args: list[str], *, env: dict[str, str], cwd: Path, log: Path, fails: bool = False) -> dict[str, Any]:
     """Run a process to its end: wall seconds, peak RSS (the kernel's maxrss of it and its waited-for
-    children) and the RSS samples; BenchError with its log's tail when it fails."""
+    children) and the RSS samples; BenchError with its log's tail when it fails (or, with `fails`,
+    when it does not)."""
     with log.open("wb") as out:
         start = time.time()
         proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
@@ -94,7 +95,7 @@ def timed_process(args: list[str], *, env: dict[str, str], cwd: Path, log: Path)
         wall = time.time() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         samples = sampler.stop()
-    if proc.returncode != 0:
+    if (proc.returncode != 0) != fails:
         raise BenchError(f"{' '.join(args[:4])} exited {proc.returncode}; its log ends:\n{log.read_text(errors='replace')[-3000:]}")
     sampled = max((rss for _, rss in samples), default=0)
     return {"wall_s": wall, "peak_rss_bytes": max(usage.ru_maxrss * 1024, sampled), "samples": samples, "start": start}
@@ -177,6 +178,50 @@ def measure(shape: synthetic.BatchShape, folder: Path, seed: int) -> dict[str, A
             "floor": base, "floor_ratio": run["wall_s"] / base["wall_s"], "steps": steps, "rows": row_counts(data)}
 
 
+FAULTS = {
+    "malformed field": (b'{"id": 17, "prompt": 42}', "line {line}", "field 'prompt'"),
+    "invalid UTF-8": (b'{"id": "x", "prompt": "caf\xe9"}', "line {line}", "not valid UTF-8"),
+    "BOM mid-file": (b'\xef\xbb\xbf{"id": "y", "prompt": "q"}', "line {line}", "byte order mark"),
+}
+"""A bad line written over line N of prompts.jsonl: the words the failure must print."""
+
+
+def _replace_line(source: Path, target: Path, line: int, new: bytes) -> None:
+    """`source` copied to `target` with line `line` (1-based) replaced, in blocks (no whole-file read)."""
+    with source.open("rb") as src, target.open("wb") as out:
+        for number, raw in enumerate(src, start=1):
+            out.write(new + (b"\r\n" if raw.endswith(b"\r\n") else b"\n") if number == line else raw)
+
+
+def bad_input(folder: Path, line: int) -> list[dict[str, Any]]:
+    """Rerun the batch with each FAULTS line at `line` of its prompts.jsonl: the run must fail naming
+    the file, the line and the field or fault, and leave every table's rows as they were."""
+    data, home = folder / "data", folder / "dagster_home"
+    prompts = data / "batches" / BATCH / "prompts.jsonl"
+    before = row_counts(data)
+    kept = prompts.with_name("prompts.jsonl.good")
+    prompts.rename(kept)
+    out = []
+    try:
+        for name, (new, where, what) in FAULTS.items():
+            _replace_line(kept, prompts, line, new)
+            env = clean_env(PREFPIPE_DATA_DIR=str(data), DAGSTER_HOME=str(home))
+            log = folder / f"bad-{name.replace(' ', '-')}.log"
+            run = timed_process([str(BIN / "prefpipe"), "run", "--batch", BATCH], env=env, cwd=folder, log=log, fails=True)
+            text = log.read_text(errors="replace")
+            message = next((m for m in text.splitlines() if "prompts failed" in m), "")
+            named = "prompts.jsonl" in message and where.format(line=line) in message and what in message
+            same = row_counts(data) == before
+            out.append({"fault": name, "line": line, "message": message.strip(), "named": named, "rows_unchanged": same,
+                        "wall_s": run["wall_s"], "peak_rss_bytes": run["peak_rss_bytes"]})
+            if not (named and same):
+                raise BenchError(f"{name} at line {line:,}: message {message.strip()!r}, rows unchanged: {same}")
+    finally:
+        prompts.unlink(missing_ok=True)
+        kept.rename(prompts)
+    return out
+
+
 def report(result: dict[str, Any]) -> str:
     gb = lambda b: f"{b / 2**30:.2f}"  # noqa: E731
     lines = [f"machine: {result['machine']}", f"batch: {result['shape']}", ""]
@@ -197,6 +242,14 @@ def report(result: dict[str, Any]) -> str:
         if len(sizes) > 1 and s in small["steps"]:
             ratio = f" {large['steps'][s]['wall_s'] / max(small['steps'][s]['wall_s'], 1e-3):.1f} |"
         lines.append(f"| {s} | {cells} |{ratio}")
+    lines.append("")
+    for r in sizes:
+        for fault in r.get("bad_input", []):
+            lines.append(f"bad input, {fault['fault']} at line {fault['line']:,}: failed in {fault['wall_s']:.1f} s, peak "
+                         f"{gb(fault['peak_rss_bytes'])} GB, rows unchanged: {fault['rows_unchanged']}; said: {fault['message']}")
+        if "batch_api" in r:
+            b = r["batch_api"]
+            lines.append(f"Batch API at {r['pairs']:,} pairs: {json.dumps({k: v for k, v in b.items() if not isinstance(v, (dict, list))})}")
     big = [r for r in sizes if r["pairs"] == 1_000_000]
     if big:
         r = big[0]
@@ -216,6 +269,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--words", type=int, default=60, help="mean words a response (default 60)")
     parser.add_argument("--near-duplicates", type=float, default=0.01, help="share of near-identical pairs (default 0.01)")
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--bad-input", action=argparse.BooleanOptionalAction, default=True,
+                        help="after the largest size, rerun it with a bad line in prompts.jsonl (each fault in FAULTS) and check the message and the rows")
+    parser.add_argument("--bad-line", type=int, help="the line the faults go on (default: 900,000, or 90%% of the pairs for smaller batches)")
+    parser.add_argument("--judge", choices=["imported", "batch-api"], default="imported",
+                        help="batch-api: also time preparing and ingesting the Batch API path at each size (prefpipe.bench.batch_api)")
     parser.add_argument("--workdir", type=Path, help="keep the batches, data folders and logs here (default: a temporary folder, removed)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
@@ -233,6 +291,15 @@ def main(argv: list[str]) -> int:
             print(f"measuring {n:,} pairs in {folder}", flush=True)
             r = measure(synthetic.BatchShape(n, **shape), folder, args.seed)
             r["floor"].pop("start", None)
+            if args.bad_input and n == sizes[-1]:
+                line = args.bad_line or min(900_000, int(n * 0.9))
+                print(f"  bad input at line {line:,} of prompts.jsonl ...", flush=True)
+                r["bad_input"] = bad_input(folder, line)
+            if args.judge == "batch-api":
+                from prefpipe.bench import batch_api
+
+                print("  the Batch API path: preparing and ingesting ...", flush=True)
+                r["batch_api"] = batch_api.measure(n, folder / "batch-api")
             results.append(r)
             print(f"  pipeline {r['wall_s']:.1f} s, {r['peak_rss_bytes'] / 2**30:.2f} GB", flush=True)
             if args.workdir is None:

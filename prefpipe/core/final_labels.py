@@ -14,8 +14,11 @@ def _joined_versions(df: pd.DataFrame) -> pd.Series:
     """pair_id -> the distinct guideline versions of its rows, sorted and "+"-joined."""
     if "guideline_version" not in df.columns or df.empty:
         return pd.Series(dtype="object")
-    v = df[["pair_id", "guideline_version"]].dropna()
-    return v.groupby("pair_id")["guideline_version"].agg(lambda s: "+".join(sorted(set(map(str, s)))))
+    v = df[["pair_id", "guideline_version"]].dropna().drop_duplicates()
+    several = v["pair_id"].duplicated(keep=False).to_numpy()  # most pairs were labelled under one version: no join to make
+    one = v[~several].set_index("pair_id")["guideline_version"].astype(str)
+    joined = v[several].groupby("pair_id")["guideline_version"].agg(lambda s: "+".join(sorted(set(map(str, s)))))
+    return pd.concat([one, joined.astype(str)]) if len(joined) else one
 
 
 def combine_final_labels(

@@ -132,10 +132,11 @@ def fetch_frame(con, sql: str, params: Sequence[Any] | None = None) -> pd.DataFr
 
 
 def read_tables(tables: Sequence[str], *, batch_id: str | None = None, database: str | Path | None = None,
-                columns: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
+                columns: Sequence[str] | None = None, text_in_arrow: bool = False) -> dict[str, pd.DataFrame]:
     """Rows of several warehouse tables (optionally one batch's, optionally only some columns) in one
     short read-only connection; a table not written yet, or no warehouse at all, reads as an empty
-    frame with its schema's columns."""
+    frame with its schema's columns. Text comes as Python objects (None for null), or with
+    `text_in_arrow` as an arrow_frame's (pd.NA for null), for bulk work on big tables."""
     out = {table: schemas.empty({"batch_id": "string", **schemas.TABLES[table]}) for table in tables}
     if columns is not None:
         out = {table: frame[list(columns)] for table, frame in out.items()}
@@ -147,7 +148,8 @@ def read_tables(tables: Sequence[str], *, batch_id: str | None = None, database:
         for table in tables:
             if table in present:
                 selected = ", ".join(quote(c) for c in columns) if columns is not None else "*"
-                out[table] = fetch_frame(con, f"SELECT {selected} FROM {SCHEMA}.{quote(table)} {where}", params)
+                sql = f"SELECT {selected} FROM {SCHEMA}.{quote(table)} {where}"
+                out[table] = fetch_frame(con, sql, params) if text_in_arrow else con.execute(sql, params).fetchdf()
     return out
 
 

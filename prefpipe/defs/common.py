@@ -7,7 +7,9 @@ import warnings
 from collections.abc import Callable
 
 import dagster as dg
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from prefpipe.core import schemas
 from prefpipe.core.guidelines import Guidelines
@@ -46,7 +48,8 @@ def check_threshold(guidelines: Guidelines, name: str) -> float:
 def with_batch(df: pd.DataFrame, schema: dict[str, str], batch_id: str, *, table: str) -> pd.DataFrame:
     """Conform to the table's columns and put batch_id first (the warehouse's partition column)."""
     out = schemas.conform(df, schema, name=table)
-    out.insert(0, "batch_id", pd.Series([batch_id] * len(out), dtype="string"))
+    same = pa.array([batch_id], pa.large_string()).take(np.zeros(len(out), dtype=np.int64))  # one value, no Python str per row
+    out.insert(0, "batch_id", pd.Series(pd.arrays.ArrowStringArray(same), index=out.index))
     return out
 
 
@@ -59,7 +62,8 @@ the prompts and responses are most of the table, and most stages never look at t
 def pair_texts(reader, batch_id: str, pairs: pd.DataFrame) -> pd.DataFrame:
     """`pairs` (ids and flags) with their prompt, responses and strategy_params, read from the
     warehouse when a stage needs them after all (a judge to ask, texts to rank by)."""
-    texts = reader.read_tables(("response_pairs",), batch_id=batch_id, columns=("pair_id", "prompt", "response_a", "response_b", "strategy_params"))
+    texts = reader.read_tables(("response_pairs",), batch_id=batch_id, columns=("pair_id", "prompt", "response_a", "response_b", "strategy_params"),
+                               text_in_arrow=True)
     return pairs.merge(drop_batch(texts["response_pairs"]), on="pair_id", how="left", validate="one_to_one")
 
 

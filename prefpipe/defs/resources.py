@@ -48,8 +48,9 @@ class WarehouseReader(dg.ConfigurableResource):
 
     database: str = pydantic.Field(description="The warehouse: a DuckDB file, or ducklake:postgresql://... (PREFPIPE_WAREHOUSE).")
 
-    def read_tables(self, tables: tuple[str, ...], *, batch_id: str | None = None, columns: tuple[str, ...] | None = None) -> dict[str, pd.DataFrame]:
-        return read_tables(tables, batch_id=batch_id, database=self.database, columns=columns)
+    def read_tables(self, tables: tuple[str, ...], *, batch_id: str | None = None, columns: tuple[str, ...] | None = None,
+                    text_in_arrow: bool = False) -> dict[str, pd.DataFrame]:
+        return read_tables(tables, batch_id=batch_id, database=self.database, columns=columns, text_in_arrow=text_in_arrow)
 
 
 class AnnotationStoreResource(dg.ConfigurableResource):
