@@ -36,6 +36,8 @@ from prefpipe.judge.bias import bias_stats
 from prefpipe.judge.template import PromptTemplate, load_template
 from prefpipe.judge.verdict import parse_verdict, span_probability
 from prefpipe.core.labels import DIRECTION, STRENGTH, SWAP
+from prefpipe.judge.batch_judge import bulk_ready, judge_batch
+from prefpipe.llm.batch_files import BatchLimits
 from prefpipe.llm.request import ChatRequest, Completion
 from prefpipe.llm.usage import usage_frame
 
@@ -100,6 +102,10 @@ class JudgeResult:
     pending: int = 0
     """(pair, judge) rows waiting for Batch API answers; run again once the batch is done."""
     batch_jobs: list[str] = field(default_factory=list)
+    batch_files: list[dict[str, Any]] = field(default_factory=list)
+    """Input files this run submitted (file, requests, bytes, job_id)."""
+    ingested: int = 0
+    """Batch API answers this run ingested."""
 
     def bias_dict(self) -> dict[str, dict[str, Any]]:
         return {row["judge"]: {k: v for k, v in row.items() if k != "judge"} for row in self.bias.to_dict("records")}
@@ -220,14 +226,19 @@ class _Plan:
     """(judge, pair, order, first request), one per order asked."""
 
 
-def _prepare(pairs: pd.DataFrame, guidelines: "Guidelines", judges: list[JudgeConfig]) -> _Plan:
-    todo = validate_pairs(pairs)
+def _judges(judges: list[JudgeConfig]) -> list[_Judge]:
     if not judges:
         raise ValueError("judges: configure at least one judge")
     prepared = [_Judge(cfg, load_template(cfg.template, required=PAIR_PLACEHOLDERS - {"guidelines", "rubric"}, allowed=PAIR_PLACEHOLDERS), cfg.judge_name()) for cfg in judges]
     names = [j.name for j in prepared]
     if len(set(names)) != len(names):
         raise ValueError(f"judges: two judges are both named {next(n for n in names if names.count(n) > 1)!r}; give them distinct names")
+    return prepared
+
+
+def _prepare(pairs: pd.DataFrame, guidelines: "Guidelines", judges: list[JudgeConfig]) -> _Plan:
+    todo = validate_pairs(pairs)
+    prepared = _judges(judges)
     records = todo.to_dict("records")
     rendered = (guidelines.text.strip(), guidelines.rubric_text())
     jobs = [
@@ -274,14 +285,23 @@ def judge_pairs(
     client: "LLMClient",
     *,
     batch_api: bool = False,
+    batch_limits: BatchLimits | None = None,
 ) -> JudgeResult:
     """Judge every pair (rows with dropped=True are skipped) with every judge.
 
     Answers already in the cache are used without starting an event loop; the rest are asked
     concurrently. batch_api=True sends nothing at once: cache misses go to OpenAI Batch API jobs
-    and their rows are counted as `pending`; call again later (a sensor, the next run) to ingest
-    the answers.
+    (files within `batch_limits`) and their rows are counted as `pending`; call again later (a
+    sensor, the next run) to ingest the answers. That path runs as tables (`batch_judge`) unless a
+    judge's template puts the pair's text in the system message.
     """
+    if batch_api:
+        prepared = _judges(judges)
+        if client.cache is not None and all(bulk_ready(j) for j in prepared):
+            rendered = (guidelines.text.strip(), guidelines.rubric_text())
+            steps = lambda judge, pair, order: _order_steps(judge, _request(judge, rendered, pair, order), order)  # noqa: E731
+            frames = judge_batch(validate_pairs(pairs), prepared, rendered, client, batch_limits, steps)
+            return _finish(frames["verdicts"], frames["raws"], frames["usage"], prepared, guidelines, frames["batch_jobs"], frames["collector"])
     plan, mark, outcomes = _start(pairs, guidelines, judges, client)
     batch_jobs: list[str] = []
     if batch_api or any(o is None for o in outcomes):
@@ -333,8 +353,15 @@ def _result(
     for (judge, pair, _, _), outcome in zip(jobs, done):
         answers.setdefault((str(pair["pair_id"]), judge.name), {}).update(outcome["raw"])
     raws = pd.Series({key: json.dumps(texts, ensure_ascii=False) for key, texts in answers.items()}, dtype=object)
-    usage = usage_frame(calls, client.prices)
-    labels_all, problems = combine_orders(verdicts, raws, {j.name: j for j in plan.judges}, usage, guidelines.version)
+    return _finish(verdicts, raws, usage_frame(calls, client.prices), plan.judges, guidelines, batch_jobs)
+
+
+def _finish(
+    verdicts: pd.DataFrame, raws: pd.Series, usage: pd.DataFrame, judges: list[_Judge], guidelines: "Guidelines", batch_jobs: list[str], batch: Any = None
+) -> JudgeResult:
+    """The result from the per-order verdicts, the raw answers per (pair, judge) and the calls."""
+    verdicts = verdicts.astype(VERDICT_COLUMNS)
+    labels_all, problems = combine_orders(verdicts, raws, {j.name: j for j in judges}, usage, guidelines.version)
     pending = labels_all["status"] == "pending"
     return JudgeResult(
         labels=schemas.conform(labels_all[~pending], schemas.AI_LABELS, name="ai_labels"),
@@ -344,6 +371,8 @@ def _result(
         problems=problems[problems["status"] != "pending"].reset_index(drop=True),
         pending=int(pending.sum()),
         batch_jobs=batch_jobs,
+        batch_files=list(batch.files) if batch is not None else [],
+        ingested=len(batch.ingested) if batch is not None else 0,
     )
 
 

@@ -103,7 +103,7 @@ class ScriptedServer:
         self._seen: Counter[bytes] = Counter()
         self.batch_api = BatchApi(self._batch_line_reply, self.state, self.counts)
         self._files = self.batch_api.files
-        """Uploaded and output files by id (shared with `batch_api`; tests read the uploads)."""
+        """Uploaded and output files by id, on disk (shared with `batch_api`: `batch_api.content(id)` reads one)."""
         self.in_flight = 0
         """Chat requests received and not yet answered (a client may have gone away meanwhile)."""
         self._thread: threading.Thread | None = None
@@ -177,12 +177,16 @@ class ScriptedServer:
             self._thread.join(timeout=10)
         if self._socket is not None:
             self._socket.close()
+        self.batch_api.close()
 
     def serve_forever(self) -> None:
         """Serve in this (main) thread until SIGINT/SIGTERM."""
         sock = self._bind()
         print(f"LISTENING {self.base_url}", flush=True)
-        self._uvicorn().run(sockets=[sock])
+        try:
+            self._uvicorn().run(sockets=[sock])
+        finally:
+            self.batch_api.close()
 
     def __enter__(self) -> "ScriptedServer":
         return self.start()
@@ -194,16 +198,19 @@ class ScriptedServer:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        raw = await read_body(receive)
         method, path = scope["method"], scope["path"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if method == "POST" and path == "/v1/files":
+            await self.batch_api.upload(headers, receive, send)  # streamed to disk: never the whole body in memory
+            return
+        raw = await read_body(receive)
         if method == "POST" and path == "/v1/chat/completions":
             self.in_flight += 1
             try:
                 await self._chat(raw, send, receive)
             finally:
                 self.in_flight -= 1
-        elif await self.batch_api.handle(method, path, raw, headers, send):
+        elif await self.batch_api.handle(method, path, raw, headers, send, scope.get("query_string", b"").decode("latin-1"), receive):
             pass
         elif method == "GET" and path == "/v1/models":
             await send_json(send, 200, {"object": "list", "data": []})
@@ -273,9 +280,9 @@ class ScriptedServer:
             return action
         return self.responder(body, variant, self.state)
 
-    def _batch_line_reply(self, request: dict[str, Any]) -> Reply | None:
-        """A Batch API line's reply, scripted like a chat request; None when a fault fails it."""
-        digest = hashlib.sha1(json.dumps(request, sort_keys=True).encode()).digest()
+    def _batch_line_reply(self, request: dict[str, Any], digest: bytes) -> Reply | None:
+        """A Batch API line's reply, scripted like a chat request (`digest`: a hash of the line,
+        for the random faults); None when a fault fails it."""
         action, variant = self._action_for(request, digest)
         self.counts["batch_lines"] += 1
         if isinstance(action, Fault) and action.kind in BATCH_LINE_FAULTS:
@@ -329,11 +336,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     parser.add_argument("--position-bias", type=float, default=0.0)
+    parser.add_argument("--batch-polls", type=int, default=1, help="polls of a batch that say in_progress before it is answered")
     for f in fields(FaultRates):
         parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default) if f.default is not None else float, default=f.default)
     args = parser.parse_args(argv)
     rates = FaultRates(**{f.name: getattr(args, f.name) for f in fields(FaultRates)})
-    server = ScriptedServer(latency=args.latency, faults=rates, position_bias=args.position_bias, keep_bodies=False, port=args.port)
+    server = ScriptedServer(latency=args.latency, faults=rates, position_bias=args.position_bias, batch_polls=args.batch_polls, keep_bodies=False, port=args.port)
     server.serve_forever()
     return 0
 

@@ -35,7 +35,7 @@ def test_submit_poll_ingest_then_plain_cache_hits(server: ScriptedServer, tmp_pa
     answers, jobs = run_batch(client, requests)
     assert [a.status for a in answers] == ["pending"] * 3 and len(jobs) == 1
     assert server.counts["/v1/files"] == 1 and server.counts["/v1/batches"] == 1 and server.chat_requests == []
-    uploaded = next(iter(server._files.values()))["bytes"].decode().splitlines()
+    uploaded = server.batch_api.content(server.batch_api.uploads()[0]).decode().splitlines()
     assert [json.loads(line)["custom_id"] for line in uploaded] == [r.key for r in requests]
 
     # the job is still in progress at the first poll: nothing is submitted twice

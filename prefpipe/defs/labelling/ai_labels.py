@@ -15,6 +15,7 @@ from prefpipe.defs.partitions import batches
 from prefpipe.defs.resources import BatchFolders, GuidelinesFolder, LLMResource, WarehouseReader
 from prefpipe.defs.run_config import dagster_config, from_run_config
 from prefpipe.judge.judge import JudgeConfig, judge_pairs
+from prefpipe.llm.batch_files import MAX_BYTES_PER_FILE, MAX_REQUESTS_PER_FILE, BatchLimits
 
 STALE_CHECK = "labels_under_current_versions"
 """The partitioned check on ai_labels that fails (WARN) for a stale batch."""
@@ -25,6 +26,8 @@ class JudgeSetRunConfig(pydantic.BaseModel):
 
     judges: list[JudgeConfig] = pydantic.Field(default_factory=lambda: [JudgeConfig()], description="Judges whose verdicts are kept side by side.")
     batch_api: bool = pydantic.Field(False, description="Submit to the OpenAI Batch API (half price, up to 24 h) instead of calling now.")
+    batch_max_requests: int = pydantic.Field(MAX_REQUESTS_PER_FILE, gt=0, description="Batch API: most requests in one input file (OpenAI's limit: 50,000).")
+    batch_max_bytes: int = pydantic.Field(MAX_BYTES_PER_FILE, gt=0, description="Batch API: largest input file in bytes (OpenAI's limit: 200 MB).")
 
 
 JudgeRunConfig = dagster_config(JudgeSetRunConfig, "JudgeRunConfig")
@@ -75,11 +78,15 @@ def ai_labels(
     if ask and len(live):
         judge_set = from_run_config(config, JudgeSetRunConfig)
         live = pair_texts(warehouse_reader, batch_id, live)
-        result = judge_pairs(live, guidelines, judge_set.judges, llm.get_client(), batch_api=judge_set.batch_api)
+        limits = BatchLimits(judge_set.batch_max_requests, judge_set.batch_max_bytes)
+        result = judge_pairs(live, guidelines, judge_set.judges, llm.get_client(), batch_api=judge_set.batch_api, batch_limits=limits)
         frames.append(result.labels)
         usage, bias = result.usage, result.bias
         if result.pending:
             context.log.info(f"{result.pending} verdict(s) are waiting in Batch API jobs {result.batch_jobs}; rerun the batch to ingest them")
+        if judge_set.batch_api:
+            context.log.info(f"Batch API: {result.ingested} answer(s) ingested, {len(result.batch_files)} file(s) submitted "
+                             f"({sum(f['requests'] for f in result.batch_files)} requests, {sum(f['bytes'] for f in result.batch_files):,} bytes)")
     labels = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(not f.empty for f in frames) else schemas.empty(schemas.AI_LABELS)
     status = labels.groupby(["judge", "status"]).size().unstack(fill_value=0).reset_index() if len(labels) else pd.DataFrame()
     metadata = {
