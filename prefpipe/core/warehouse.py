@@ -127,7 +127,9 @@ def arrow_frame(table: pa.Table) -> pd.DataFrame:
 
 
 def fetch_frame(con, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-    """A query's rows as an arrow_frame."""
+    """A query's rows as an arrow_frame. DuckDB hands over large_string buffers (pandas' Arrow
+    strings are large_string: a plain string column would be copied once more to become one)."""
+    con.execute("SET arrow_large_buffer_size = true")
     return arrow_frame(con.execute(sql, params or []).arrow().read_all())
 
 

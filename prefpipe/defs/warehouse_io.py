@@ -28,7 +28,7 @@ from dagster_duckdb_pandas.duckdb_pandas_type_handler import DuckDBPandasTypeHan
 
 from prefpipe.core import schemas
 from prefpipe.core.run_undo import Slice, record_before_write, settle, unsettled_runs
-from prefpipe.core.warehouse import arrow_frame, connect_for_write, quote, target
+from prefpipe.core.warehouse import connect_for_write, fetch_frame, quote, target
 
 FINISHED_OK = {"SUCCESS"}
 FINISHED_BAD = {"FAILURE", "CANCELED"}
@@ -108,7 +108,7 @@ class AtomicPandasTypeHandler(DuckDBPandasTypeHandler):
         try:
             if table_slice.partition_dimensions and len(context.asset_partition_keys) == 0:
                 return pd.DataFrame()
-            return arrow_frame(connection.execute(DuckDbClient.get_select_statement(table_slice)).arrow().read_all())
+            return fetch_frame(connection, DuckDbClient.get_select_statement(table_slice))
         except duckdb.CatalogException:
             columns = schemas.TABLES.get(table_slice.table)
             if columns is None:

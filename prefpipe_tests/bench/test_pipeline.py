@@ -45,3 +45,15 @@ def test_a_batch_shape_is_honoured(tmp_path):
     prompts = [json.loads(line) for line in (tmp_path / "prompts.jsonl").read_text(encoding="utf-8").splitlines()]
     words = [len(r["text"].split()) for p in prompts for r in p["responses"]]
     assert len(prompts) == 1000 and 15 < sum(words) / len(words) < 30
+
+
+def test_a_bad_line_deep_in_prompts_fails_naming_it_and_keeps_the_rows(tmp_path):
+    shape = synthetic.BatchShape(1200, human_share=0.3, words=10, annotators=20)
+    result = pipeline.measure(shape, tmp_path, seed=5)
+    faults = pipeline.bad_input(tmp_path, line=1100)
+    assert [f["fault"] for f in faults] == list(pipeline.FAULTS)
+    for fault in faults:
+        assert fault["named"] and fault["rows_unchanged"], fault
+        assert "prompts.jsonl, line 1100" in fault["message"]
+    assert pipeline.row_counts(tmp_path / "data") == result["rows"]
+    assert (tmp_path / "data" / "batches" / pipeline.BATCH / "prompts.jsonl").read_bytes().count(b"\n") == 1200  # the good file is back
