@@ -20,7 +20,6 @@ retries, no sample passing the threshold...): nothing is silently lost.
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,10 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from prefpipe.core import schemas
+from prefpipe.generation.candidates import Parsed, arrow_text, parse
 from prefpipe.generation.config import GenerationConfig
-from prefpipe.generation.dedup import drop_reasons
+from prefpipe.generation.dedup import drop_reason_array
 from prefpipe.llm.request import ChatRequest
 from prefpipe.llm.usage import USAGE, usage_frame
 
@@ -61,6 +63,22 @@ class _Side:
     meta: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """The pairs before degenerate ones are found: one entry per response_pairs row, A and B as shown."""
+
+    pair_id: pa.ChunkedArray
+    prompt_id: pa.ChunkedArray
+    prompt: pa.ChunkedArray
+    text_a: pa.ChunkedArray
+    text_b: pa.ChunkedArray
+    model_a: pa.ChunkedArray
+    model_b: pa.ChunkedArray
+    params: pa.ChunkedArray
+    reason: pa.ChunkedArray
+    """Why the pair is incomplete (null: it is complete, or made of complete responses)."""
+
+
 def generate_pairs(
     prompts: pd.DataFrame,
     config: GenerationConfig,
@@ -76,7 +94,7 @@ def generate_pairs(
         if column not in prompts.columns:
             raise ValueError(f"prompts: missing column {column!r}")
     if config.strategy == "existing":
-        sides, samples, calls = _existing(prompts), _empty_samples(), []
+        rows, samples, calls = _existing(prompts, config), _empty_samples(), []
     else:
         if client is None:
             raise ValueError(f"strategy {config.strategy} calls a model: pass an LLM client")
@@ -84,43 +102,105 @@ def generate_pairs(
         samples = _sample(prompts, config, client)
         if config.strategy in ("best_of_n", "rejection_sampling"):
             samples = _score(samples, prompts, config, client, scorer, guidelines)
-        sides = _choose(prompts, samples, config)
+        rows = _from_sides(_choose(prompts, samples, config), prompts, config)
         calls = client.ledger[mark:]
-    pairs = _finish(sides, prompts, config)
+    pairs = _finish(rows, config)
     usage = usage_frame(calls, client.prices) if calls and client is not None else schemas.empty(USAGE)
     return GenerationResult(pairs=pairs, usage=usage, samples=samples)
 
 
 # -- existing ---------------------------------------------------------------------------------
-def _candidates(raw: Any, prompt_id: str) -> list[dict[str, Any]]:
-    items = json.loads(raw) if isinstance(raw, str) else (raw if isinstance(raw, list) else [])
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-            raise ValueError(f"prompts: prompt {prompt_id!r}: field candidates[{i}] must be an object with a text")
-    return items
+EXISTING_CHUNK = 100_000
+"""Prompts parsed at a time: the candidates' JSON of a chunk is parsed, paired and freed before the next."""
 
 
-def _existing(prompts: pd.DataFrame) -> list[tuple[str, int, _Side, _Side, str | None]]:
+def _existing(prompts: pd.DataFrame, config: GenerationConfig) -> _Rows:
+    """Every two candidates of each prompt, in file order, without a Python object per pair."""
     if "candidates" not in prompts.columns:
         raise ValueError("prompts: strategy existing needs a 'candidates' column (JSON list of {model, text})")
-    out = []
-    for pid, raw in zip(prompts["prompt_id"].astype(str), prompts["candidates"]):
-        items = _candidates(raw, pid)
-        if len(items) < 2:
-            out.append((pid, 0, _Side(None, None, {}), _Side(None, None, {}), f"fewer than two existing responses ({len(items)})"))
-            continue
-        for n, (i, j) in enumerate(itertools.combinations(range(len(items)), 2)):
-            first, second = items[i], items[j]
-            out.append(
-                (
-                    pid,
-                    n,
-                    _Side(first["text"], first.get("model") or "unknown", {"role": "existing", "candidate": i}),
-                    _Side(second["text"], second.get("model") or "unknown", {"role": "existing", "candidate": j}),
-                    None,
-                )
-            )
-    return out
+    pids = _prompt_ids(prompts["prompt_id"])
+    prompt = arrow_text(prompts["prompt"])
+    last = _last_row(pids)
+    if last is not None:  # a repeated id: its last row's prompt, as a dict built from the rows keeps
+        prompt = prompt.take(pa.array(last))
+    parts = []
+    for lo in range(0, len(prompts), EXISTING_CHUNK):
+        hi = min(lo + EXISTING_CHUNK, len(prompts))
+        parts.append(_existing_chunk(parse(prompts["candidates"].iloc[lo:hi], pids.slice(lo, hi - lo)), lo, config.params()))
+    row = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+    n = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+    columns = [pa.chunked_array([c for p in parts for c in _chunks_of(p[2][k])], pa.large_string()) for k in range(6)]
+    if len(row) != len(prompts):  # some prompt makes several pairs (one each otherwise, in order)
+        rows = pa.array(row)
+        pids, prompt = pids.take(rows), prompt.take(rows)
+    return _Rows(_pair_ids(pids, n), pids, prompt, *columns)
+
+
+def _existing_chunk(parsed: Parsed, first_row: int, base: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, list[pa.Array]]:
+    """(prompt row, pair number, [text a, text b, model a, model b, strategy_params, reason]) of one chunk."""
+    k = parsed.count
+    per_row = np.where(k >= 2, k * (k - 1) // 2, 1)
+    row = np.repeat(np.arange(len(k)), per_row)
+    n = np.arange(len(row)) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    i = np.full(len(row), -1, dtype=np.int64)
+    j = np.full(len(row), -1, dtype=np.int64)
+    k_of = k[row]
+    for size in np.flatnonzero(np.bincount(k_of[k_of >= 2])):
+        at = np.flatnonzero(k_of == size)
+        first, second = np.triu_indices(int(size), 1)  # itertools.combinations' order
+        i[at], j[at] = first[n[at]], second[n[at]]
+    start = np.concatenate([[0], np.cumsum(k)[:-1]]).astype(np.int64)[row]
+    missing = i < 0
+    if parsed.two is not None:
+        text_a, text_b, model_a, model_b = parsed.two
+    else:
+        take_a, take_b = pa.array(start + i, mask=missing), pa.array(start + j, mask=missing)
+        text_a, text_b = parsed.text.take(take_a), parsed.text.take(take_b)
+        model_a, model_b = parsed.model.take(take_a), parsed.model.take(take_b)
+    code = np.where(missing, 0, j * (j - 1) // 2 + i + 1)  # one per (i, j): the text is made once for each
+    _, first_at, inverse = np.unique(code, return_index=True, return_inverse=True)
+    params = [_params_text(base, int(i[at]), int(j[at])) for at in first_at]
+    fewer = np.flatnonzero(np.bincount(k[k < 2], minlength=2))
+    reason_codes = np.full(len(row), -1, dtype=np.int64)
+    reason_codes[missing] = np.searchsorted(fewer, k_of[missing])
+    reasons = pa.array([f"fewer than two existing responses ({int(c)})" for c in fewer], pa.large_string()).take(pa.array(reason_codes, mask=reason_codes < 0))
+    columns = [text_a, text_b, model_a, model_b, pa.array(params, pa.large_string()).take(pa.array(inverse.ravel())), reasons]
+    return row + first_row, n, columns
+
+
+def _chunks_of(array: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    return array.chunks if isinstance(array, pa.ChunkedArray) else [array]
+
+
+def _params_text(base: dict[str, Any], i: int, j: int) -> str:
+    """strategy_params of a pair of candidates i and j (-1: no pair)."""
+    meta_a = {"role": "existing", "candidate": i} if i >= 0 else {}
+    meta_b = {"role": "existing", "candidate": j} if j >= 0 else {}
+    return json.dumps({**base, "a": meta_a, "b": meta_b}, ensure_ascii=False, sort_keys=True)
+
+
+def _prompt_ids(column: pd.Series) -> pa.ChunkedArray:
+    """`column.astype(str)` (missing values become "<NA>", "None", "nan"), as Arrow text."""
+    if str(column.dtype) == "string" and not column.isna().any():
+        return arrow_text(column)
+    if column.dtype == object and pd.api.types.infer_dtype(column, skipna=False) == "string":
+        return arrow_text(column)
+    return arrow_text(column.astype(str))
+
+
+def _last_row(pids: pa.ChunkedArray) -> np.ndarray | None:
+    """For each row, the last row with its id (the one `dict(zip(ids, prompts))` keeps); None when no id repeats."""
+    encoded = pc.dictionary_encode(pids).combine_chunks() if len(pids) else None
+    if encoded is None or len(encoded.dictionary) == len(pids):
+        return None
+    codes = encoded.indices.to_numpy()
+    last = np.full(int(codes.max()) + 1, -1, dtype=np.int64)
+    np.maximum.at(last, codes, np.arange(len(codes)))
+    return last[codes]
+
+
+def _pair_ids(prompt_id: pa.ChunkedArray, n: np.ndarray) -> pa.ChunkedArray:
+    return pc.binary_join_element_wise(prompt_id, pa.array(n).cast(pa.large_string()), pa.scalar(":", pa.large_string()))
 
 
 # -- sampling ---------------------------------------------------------------------------------
@@ -256,34 +336,67 @@ def swap_mask(pair_ids: Sequence[str], seed: int) -> np.ndarray:
     return (pd.util.hash_array(keys) & 1).astype(bool)
 
 
-def _finish(sides: list[tuple[str, int, _Side, _Side, str | None]], prompts: pd.DataFrame, config: GenerationConfig) -> pd.DataFrame:
+def _from_sides(sides: list[tuple[str, int, _Side, _Side, str | None]], prompts: pd.DataFrame, config: GenerationConfig) -> _Rows:
+    """The rows of a sampled strategy's pairs, A and B shown in a random order (stable per pair)."""
     prompt_of = dict(zip(prompts["prompt_id"].astype(str), prompts["prompt"]))
     pair_ids = [f"{pid}:{n}" for pid, n, _, _, _ in sides]
     first = [s[2] for s in sides]
     second = [s[3] for s in sides]
-    reasons = np.array([s[4] for s in sides], dtype=object)
-    complete = np.array([a.text is not None and b.text is not None for a, b in zip(first, second)], dtype=bool)
-    idx = np.flatnonzero(complete & (reasons == None))  # noqa: E711 - elementwise
-    if len(idx):
-        reasons[idx] = drop_reasons([first[i].text for i in idx], [second[i].text for i in idx], config.similarity_threshold)
-    swap = swap_mask(pair_ids, config.seed) if config.strategy != "existing" else np.zeros(len(sides), dtype=bool)
+    swap = swap_mask(pair_ids, config.seed)
     a = [s if flip else f for f, s, flip in zip(first, second, swap)]
     b = [f if flip else s for f, s, flip in zip(first, second, swap)]
     base = config.params()
     params = [json.dumps({**base, "a": x.meta, "b": y.meta}, ensure_ascii=False, sort_keys=True) for x, y in zip(a, b)]
+    return _Rows(
+        *(
+            _text(values)
+            for values in (
+                pair_ids, [s[0] for s in sides], [prompt_of[s[0]] for s in sides], [x.text for x in a], [y.text for y in b],
+                [x.model for x in a], [y.model for y in b], params, [s[4] for s in sides],
+            )
+        )
+    )
+
+
+def _text(values: list[Any]) -> pa.ChunkedArray:
+    """Python values as Arrow text, converted as `astype("string")` converts them."""
+    return arrow_text(pd.Series(values, dtype=object))
+
+
+def _finish(rows: _Rows, config: GenerationConfig) -> pd.DataFrame:
+    """The response_pairs frame: the degenerate pairs found among the complete ones with no reason
+    yet; the text stays in Arrow (string[pyarrow] columns)."""
+    complete = _valid(rows.text_a) & _valid(rows.text_b)
+    known = _valid(rows.reason)
+    reason = rows.reason.combine_chunks()
+    todo = np.flatnonzero(complete & ~known)
+    if len(todo):
+        found = drop_reason_array(rows.text_a, rows.text_b, config.similarity_threshold, rows=None if len(todo) == len(complete) else todo)
+        mask = np.zeros(len(complete), dtype=bool)
+        mask[todo] = True
+        reason = pc.replace_with_mask(reason, pa.array(mask), found.cast(reason.type))
+    dropped = _valid(reason) & (~complete | config.drops_degenerate())
     frame = pd.DataFrame(
         {
-            "pair_id": pair_ids,
-            "prompt_id": [s[0] for s in sides],
-            "prompt": [prompt_of[s[0]] for s in sides],
-            "response_a": [x.text for x in a],
-            "response_b": [y.text for y in b],
-            "model_a": [x.model for x in a],
-            "model_b": [y.model for y in b],
-            "strategy": config.strategy,
-            "strategy_params": params,
-            "dropped": (reasons != None) & (~complete | config.drops_degenerate()),  # noqa: E711 - elementwise
-            "drop_reason": reasons,
+            "pair_id": _series(rows.pair_id),
+            "prompt_id": _series(rows.prompt_id),
+            "prompt": _series(rows.prompt),
+            "response_a": _series(rows.text_a),
+            "response_b": _series(rows.text_b),
+            "model_a": _series(rows.model_a),
+            "model_b": _series(rows.model_b),
+            "strategy": _series(pa.chunked_array([pa.repeat(pa.scalar(config.strategy, pa.large_string()), len(complete))])),
+            "strategy_params": _series(rows.params),
+            "dropped": pd.array(dropped, dtype="boolean"),
+            "drop_reason": _series(reason),
         }
     )
     return schemas.conform(frame, schemas.RESPONSE_PAIRS, name="response_pairs")
+
+
+def _valid(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(pc.is_valid(array), dtype=bool)
+
+
+def _series(array: pa.Array | pa.ChunkedArray) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])))

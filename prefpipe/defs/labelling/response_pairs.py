@@ -1,11 +1,10 @@
 """The `response_pairs` asset (with `generation_calls`): two responses per prompt."""
 
-import json
-
 import dagster as dg
 import pandas as pd
 
 from prefpipe.core import schemas
+from prefpipe.core.prompts_file import candidate_counts
 from prefpipe.defs.common import drop_batch, history_reward_model, md_table, user_errors, with_batch, with_llm_calls
 from prefpipe.defs.partitions import batches
 from prefpipe.defs.resources import LLMResource, WarehouseReader
@@ -41,8 +40,7 @@ def response_pairs(
     cfg: GenerationConfig = from_run_config(config, GenerationConfig)
     frame = drop_batch(prompts)
     if cfg.strategy == "existing":
-        n_candidates = frame["candidates"].map(lambda s: len(json.loads(s)))
-        if not (n_candidates >= 2).any():
+        if not (candidate_counts(frame) >= 2).any():
             raise dg.Failure(
                 f"batch {batch_id!r}: no prompt in prompts.jsonl has two candidate responses (field 'responses'), so the "
                 "'existing' strategy has nothing to pair; add responses, or choose a generation strategy in the run config"
