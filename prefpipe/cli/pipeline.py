@@ -45,7 +45,6 @@ def _run(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from prefpipe.core import batches as batch_folders, settings
-    from prefpipe.definitions import build_definitions
     from prefpipe.defs.partitions import batches
 
     on_disk = batch_folders.list_batches()
@@ -64,21 +63,31 @@ def _run(args: argparse.Namespace) -> int:
         print(f"marked run {run_id} failed: its process is gone (the warehouse puts back what it wrote)", file=sys.stderr)
     known = set(instance.get_dynamic_partitions(batches.name))
     instance.add_dynamic_partitions(batches.name, [b for b in wanted if b not in known])
-    job = build_definitions().resolve_job_def("pipeline")  # bound to the data folder of this call
     failed = []
     for batch_id in wanted:
         print(f"running the pipeline on batch {batch_id!r} ...", flush=True)
         log_level = "INFO" if args.verbose else "CRITICAL"  # failures are printed below, without Dagster's traceback
-        result = job.execute_in_process(
-            partition_key=batch_id, instance=instance, raise_on_error=False, tags=process_tags(),
+        # execute_job, not execute_in_process: the latter keeps every step's output in memory until the
+        # run ends (for the caller to inspect), which at a million pairs is every table at once
+        with dg.execute_job(
+            dg.reconstructable(pipeline_job), instance=instance, raise_on_error=False,
+            tags={**process_tags(), "dagster/partition": batch_id},
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        )
-        if not result.success:
-            failed.append(batch_id)
-            for step, message in step_failures(result):
-                print(f"  {step} failed: {message}", file=sys.stderr)
+        ) as result:
+            if not result.success:
+                failed.append(batch_id)
+                for step, message in step_failures(result):
+                    print(f"  {step} failed: {message}", file=sys.stderr)
     _summary(wanted, failed, home)
     return 1 if failed else 0
+
+
+def pipeline_job():
+    """The pipeline job, bound to this process's data folder; a module-level function so Dagster can
+    rebuild it by name (dg.reconstructable) in the process that runs it."""
+    from prefpipe.definitions import build_definitions
+
+    return build_definitions().resolve_job_def("pipeline")
 
 
 def step_failures(result) -> list[tuple[str, str]]:
