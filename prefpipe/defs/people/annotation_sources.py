@@ -3,6 +3,8 @@ annotation app. routing, human_queue and human_annotations all read them through
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import pandas as pd
 
 from prefpipe.core import schemas
@@ -10,7 +12,7 @@ from prefpipe.core.ingest import annotation_files, import_human_annotations
 from prefpipe.defs.resources import AnnotationStoreResource, BatchFolders
 
 
-def imported_annotations(batch_id: str, known_pairs: set[str], folders: BatchFolders) -> pd.DataFrame:
+def imported_annotations(batch_id: str, known_pairs: Collection[str] | pd.Series, folders: BatchFolders) -> pd.DataFrame:
     """Human labels made elsewhere, from the batch folder."""
     return import_human_annotations(annotation_files(folders.folder(batch_id)), folders.config(batch_id), known_pairs=known_pairs)
 
@@ -23,6 +25,6 @@ def app_annotations(batch_id: str, store: AnnotationStoreResource) -> pd.DataFra
         return opened.annotations(batch_id)
 
 
-def all_annotations(batch_id: str, known_pairs: set[str], folders: BatchFolders, store: AnnotationStoreResource) -> pd.DataFrame:
+def all_annotations(batch_id: str, known_pairs: Collection[str] | pd.Series, folders: BatchFolders, store: AnnotationStoreResource) -> pd.DataFrame:
     frames = [f for f in (imported_annotations(batch_id, known_pairs, folders), app_annotations(batch_id, store)) if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else schemas.empty(schemas.HUMAN_ANNOTATIONS)

@@ -9,7 +9,10 @@ from prefpipe.defs.people.annotation_sources import all_annotations
 from prefpipe.defs.resources import AnnotationStoreResource, BatchFolders
 
 
-@dg.asset(**BATCH_ASSET, group_name="people", deps=["human_queue"])
+@dg.asset(
+    **BATCH_ASSET, group_name="people", deps=["human_queue"],
+    ins={"response_pairs": dg.AssetIn(metadata={"columns": ["pair_id"]})},  # the pairs a label may name, not their texts
+)
 @user_errors
 def human_annotations(
     context: dg.AssetExecutionContext, response_pairs: pd.DataFrame, batch_folders: BatchFolders, annotation_store: AnnotationStoreResource
@@ -19,7 +22,7 @@ def human_annotations(
     A/B order and carry the guideline version they were made under; gold answers and the labels
     of annotators flagged by gold are kept and marked, and left out of final labels downstream."""
     batch_id = context.partition_key
-    combined = all_annotations(batch_id, set(drop_batch(response_pairs)["pair_id"]), batch_folders, annotation_store)
+    combined = all_annotations(batch_id, drop_batch(response_pairs)["pair_id"], batch_folders, annotation_store)
     context.add_output_metadata(
         {
             "annotations": len(combined),

@@ -13,7 +13,13 @@ from prefpipe.defs.people.annotation_sources import imported_annotations
 from prefpipe.defs.resources import AnnotationStoreResource, BatchFolders, GuidelinesFolder, RoutingSettings
 
 
-@dg.asset(**BATCH_ASSET, group_name="people")
+@dg.asset(
+    **BATCH_ASSET, group_name="people",
+    ins={  # only the columns used: a million pairs' other columns would cost seconds to load
+        "routing": dg.AssetIn(metadata={"columns": ["pair_id", "route", "reason", "ai_confidence"]}),
+        "response_pairs": dg.AssetIn(metadata={"columns": ["pair_id", "prompt", "response_a", "response_b"]}),
+    },
+)
 @user_errors
 def human_queue(
     context: dg.AssetExecutionContext, routing: pd.DataFrame, response_pairs: pd.DataFrame, routing_settings: RoutingSettings,
@@ -30,7 +36,7 @@ def human_queue(
     routed = drop_batch(routing)
     pairs = drop_batch(response_pairs)
     queue = build_human_queue(routed, cfg)
-    imported = imported_annotations(batch_id, set(pairs["pair_id"]), batch_folders)
+    imported = imported_annotations(batch_id, pairs["pair_id"], batch_folders)
     have_people = imported[imported["role"] != "expert"].groupby("pair_id").size()
     have_expert = imported[imported["role"] == "expert"].groupby("pair_id").size()
     have = np.where(queue["route"] == "expert", queue["pair_id"].map(have_expert).fillna(0), queue["pair_id"].map(have_people).fillna(0))
