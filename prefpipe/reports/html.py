@@ -4,6 +4,10 @@ The page carries everything inline: CSS in a style element, figures as base64 PN
 Content-Security-Policy that forbids loading anything else, so it opens from a file, an email
 attachment or an artifact store the same way, and never calls out. Every piece of text from the
 data (annotator ids, judge names, versions) is HTML-escaped.
+
+A batch can hold a million pairs: the page summarises (counts, label shares, versions counted in
+DuckDB, the judge card's one query) and shows at most `max_rows` rows of any table; no table is
+copied or rendered whole, so the caller may pass frames narrowed to the columns used here.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import html
 from collections.abc import Mapping
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from prefpipe.core import schemas, settings
 from prefpipe.core.files import atomic_write
-from prefpipe.exports.common import kept_pairs
+from prefpipe.exports.common import arrow_table, dropped_mask
 from prefpipe.reports import plots
 from prefpipe.reports.judge_card import judge_report_card
 from prefpipe.core.staleness import label_versions, unit_costs
@@ -156,6 +161,15 @@ def _kept_humans(view: pd.DataFrame) -> str:
             + ".</p>" + table_html(humans))
 
 
+def _label_versions(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """staleness.label_versions over the label tables' version columns handed to DuckDB in Arrow:
+    DuckDB reads a pandas column of Arrow-backed text value by value, an Arrow one at once."""
+    with duckdb.connect() as con:
+        for name, frame in tables.items():
+            con.register(name, arrow_table(frame, dict.fromkeys(("batch_id", "label", "guideline_version", "judge_prompt_version"))))
+        return label_versions(con)
+
+
 def render_batch_report(
     batch_id: str,
     tables: Mapping[str, pd.DataFrame],
@@ -165,6 +179,7 @@ def render_batch_report(
     human_unit_usd: float | None = None,
     reliability_threshold: float = 0.6,
     generated_at: dt.datetime | None = None,
+    judge_card: pd.DataFrame | None = None,
 ) -> str:
     """The report page for one batch from its warehouse rows (tables keyed by warehouse name;
     any may be missing or empty, its section then says so).
@@ -172,7 +187,9 @@ def render_batch_report(
     `stale`: this batch's rows of the stale view (prefpipe.cli.stale.stale_view, the same rows
     `prefpipe stale` prints and the stale-batch check reads), so the page never disagrees with them:
     imported labels keep the version they were made under and are not stale. None leaves the
-    staleness section out (only the labels-by-version table is shown)."""
+    staleness section out (only the labels-by-version table is shown). `judge_card`: the batch's
+    judge report card when the caller has it already (published_dataset shows it too), else it is
+    computed from the tables."""
     generated_at = generated_at or dt.datetime.now(dt.timezone.utc)
     pairs = _get(tables, "response_pairs")
     ai = _get(tables, "ai_labels")
@@ -184,14 +201,14 @@ def render_batch_report(
     routing = _get(tables, "routing")
     if human_unit_usd is None and not cost.empty:
         human_unit_usd = unit_costs(cost).get("human_annotations")
-    with_batch = {
+    with_batch = {  # the stages label_versions counts (the other tables' versions are theirs)
         name: (frame if "batch_id" in frame.columns else frame.assign(batch_id=batch_id))
         for name, frame in tables.items()
-        if frame is not None and "guideline_version" in frame.columns
+        if name in ("ai_labels", "human_annotations") and frame is not None and "guideline_version" in frame.columns
     }
 
-    kept = kept_pairs(pairs)
-    tiles = [_tile("pairs", f"{len(kept):,}", f"{len(pairs) - len(kept):,} dropped")]
+    dropped = int(dropped_mask(pairs).sum())
+    tiles = [_tile("pairs", f"{len(pairs) - dropped:,}", f"{dropped:,} dropped")]
     if not ai.empty:
         ok = int(ai["label"].notna().sum())
         tiles.append(_tile("AI labels", f"{ok:,}", f"of {len(ai):,} verdicts usable"))
@@ -225,13 +242,13 @@ def render_batch_report(
     ))
     distributions = {}
     if not final.empty:
-        sources = "+".join(sorted(final["source"].dropna().astype(str).unique()))
+        sources = "+".join(sorted(map(str, final["source"].dropna().unique())))
         distributions[f"final ({sources})" if sources else "final"] = final["label"]
     if not human.empty:
         distributions["annotations"] = human["label"]
     if not ai.empty:
         distributions["ai"] = ai["label"]
-    versions = label_versions(with_batch) if with_batch else pd.DataFrame()
+    versions = _label_versions(with_batch) if with_batch else pd.DataFrame()
     version_parts = [_img(plots.label_distribution_plot(distributions), "Label distribution")]
     if not versions.empty:
         version_parts += [
@@ -243,7 +260,7 @@ def render_batch_report(
     if stale is not None:
         sections.append(_staleness_section(stale, current_guideline_version))
     if not ai.empty:
-        card = judge_report_card(ai, final, pairs) if not pairs.empty else pd.DataFrame()
+        card = pd.DataFrame() if pairs.empty else judge_card if judge_card is not None else judge_report_card(ai, final, pairs)
         sections.append(_section(
             "Judge report card",
             table_html(judge_card_table(card)) if not card.empty else '<p class="note">No pairs to compare against.</p>',

@@ -13,10 +13,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from prefpipe.core.labels import SCALE
+from prefpipe.exports.common import arrow_column
 
 INK = "#1f2933"
 MUTED = "#7b8794"
@@ -98,7 +101,7 @@ def label_distribution_plot(sources: dict[str, pd.Series]) -> bytes:
     """Share of each scale point, one bar group per source (e.g. {"human": ..., "ai": ...});
     missing labels are counted apart, never as ties."""
     title = "Label distribution"
-    sources = {k: pd.Series(v, dtype="object") for k, v in sources.items() if v is not None and len(v)}
+    sources = {k: v if isinstance(v, pd.Series) else pd.Series(v, dtype="object") for k, v in sources.items() if v is not None and len(v)}
     if not sources:
         return _empty(title, "No labels yet.")
     fig = _figure()
@@ -106,10 +109,11 @@ def label_distribution_plot(sources: dict[str, pd.Series]) -> bytes:
     x = np.arange(len(SCALE))
     width = 0.8 / len(sources)
     for i, (name, labels) in enumerate(sources.items()):
-        present = labels.dropna()
-        shares = present.value_counts().reindex(SCALE, fill_value=0).to_numpy() / max(len(present), 1)
+        missing = int(labels.isna().sum())  # counted in the labels' own dtype: no Python object per label
+        present = len(labels) - missing
+        shares = labels.value_counts().reindex(SCALE, fill_value=0).to_numpy(dtype="int64") / max(present, 1)
         bars = ax.bar(x - 0.4 + width * (i + 0.5), shares, width * 0.92, color=SOURCE_COLORS.get(name, BLUE if name.startswith("final") else MUTED),
-                      label=f"{name} (n={len(present):,}" + (f", {labels.isna().sum():,} missing)" if labels.isna().any() else ")"))
+                      label=f"{name} (n={present:,}" + (f", {missing:,} missing)" if missing else ")"))
         for bar, share in zip(bars, shares):
             if share > 0:
                 ax.text(bar.get_x() + bar.get_width() / 2, share, f"{share:.0%}", ha="center", va="bottom", fontsize=7, color=INK)
@@ -185,14 +189,23 @@ def cost_by_route(
     human_unit_usd: float | None,
 ) -> pd.DataFrame:
     """Cost per routing decision: route, n_pairs, ai_usd (judge cost of those pairs), human_usd
-    (their human labels x human_unit_usd; NaN when the unit cost is unknown), total_usd, usd_per_pair."""
-    ai_cost = ai_labels.groupby("pair_id")["cost_usd"].sum(min_count=1) if not ai_labels.empty else pd.Series(dtype=float)
-    labelled = human_annotations[human_annotations["label"].notna()] if not human_annotations.empty else human_annotations
-    n_human = labelled.groupby("pair_id").size() if not labelled.empty else pd.Series(dtype=float)
-    df = routing[["pair_id", "route"]].assign(
-        ai_usd=routing["pair_id"].map(ai_cost).astype(float),
-        n_human=routing["pair_id"].map(n_human).fillna(0).astype(float),
-    )
+    (their human labels x human_unit_usd; NaN when the unit cost is unknown), total_usd, usd_per_pair.
+
+    Pairs are matched by their first row in routing (Arrow's index_in), not by a pandas groupby and
+    map over a million pair ids; a pair's judge costs are still summed in pandas, in row order."""
+    keys = arrow_column(routing["pair_id"], pa.string()).combine_chunks()
+    first = _positions(routing["pair_id"], keys)
+    ai_usd = np.full(len(routing), np.nan)
+    if not ai_labels.empty:
+        cost = pd.Series(ai_labels["cost_usd"].to_numpy(dtype="float64", na_value=np.nan))
+        sums = cost.groupby(_positions(ai_labels["pair_id"], keys)).sum(min_count=1)
+        ai_usd = sums.reindex(first).to_numpy(dtype="float64")
+    n_human = np.zeros(len(routing))
+    if not human_annotations.empty:
+        at = _positions(human_annotations["pair_id"], keys)[human_annotations["label"].notna().to_numpy()]
+        counts = np.bincount(at[~np.isnan(at)].astype(np.int64), minlength=len(routing)).astype("float64")
+        n_human = np.where(np.isnan(first), 0.0, counts[np.nan_to_num(first).astype(np.int64)])
+    df = pd.DataFrame({"route": routing["route"].reset_index(drop=True), "ai_usd": ai_usd, "n_human": n_human})
     g = df.groupby("route", sort=True)
     unit = np.nan if human_unit_usd is None else float(human_unit_usd)
     n_human_route = g["n_human"].sum()
@@ -207,6 +220,12 @@ def cost_by_route(
     out["total_usd"] = out["ai_usd"] + out["human_usd"]
     out["usd_per_pair"] = out["total_usd"] / out["n_pairs"]
     return out
+
+
+def _positions(pair_ids: pd.Series, keys: pa.Array) -> np.ndarray:
+    """The row of `keys` where each pair id first stands, NaN where it does not (a missing id included)."""
+    found = pc.index_in(arrow_column(pair_ids, pa.string()), value_set=keys, skip_nulls=True)
+    return pc.fill_null(found.cast(pa.float64()), np.nan).to_numpy()
 
 
 def cost_per_route_plot(costs: pd.DataFrame) -> bytes:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from prefpipe.core import schemas
-from prefpipe.exports.trl import TRL_COLUMNS, to_trl, write_trl
+from prefpipe.exports.trl import TRL_COLUMNS, to_trl, trl_table, write_trl
 
 
 @pytest.fixture
@@ -78,4 +78,79 @@ def test_a_malformed_frame_writes_nothing(preference_dataset, tmp_path):
     with pytest.raises(KeyError, match="margin"):
         write_trl(to_trl(preference_dataset).drop(columns="margin"), tmp_path)
     assert good["parquet"].read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.jsonl", "train.parquet"]
+
+
+# ------------------------------------------------------------------------------------------------
+# the export built in Arrow: the same files, byte for byte, whatever the frame holds its text in
+
+TRICKY = ["", "plain", 'say "hi"', "back\\slash", "line\nbreak\r\n", "tab\there", "\x00\x01\x0b\x1f", "\b\f", "del\x7f",
+          "résumé — ok", "😀 emoji", "\u2028\u2029", "</script>", "\\u0041", "'single'", "{}[],:"]
+MARGINS = [0.75, 1.0, 2.0, 0.0, -0.0, 1 / 3, 1e-5, 3.5e-7, 1.5e12, 1e16, 123456789.5, float("inf"), float("-inf"), np.nan]
+
+
+def _tricky_rows(n: int) -> pd.DataFrame:
+    rows = pd.DataFrame({
+        "pair_id": [f"p{i}:0" for i in range(n)],
+        "prompt": [TRICKY[i % len(TRICKY)] for i in range(n)],
+        "chosen": [TRICKY[(3 * i + 1) % len(TRICKY)] for i in range(n)],
+        "rejected": [None if i % 7 == 0 else TRICKY[(5 * i + 2) % len(TRICKY)] for i in range(n)],
+        "label": ["A>B"] * n,
+        "margin": [MARGINS[i % len(MARGINS)] for i in range(n)],
+        "label_source": [["ai:ai", "human:majority", None, "expert"][i % 4] for i in range(n)],
+        "guideline_version": [None if i % 3 else "g9" for i in range(n)],
+    })
+    return schemas.conform(rows, schemas.PREFERENCE_DATASET).assign(batch_id="b1")
+
+
+def _arrow_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame as the warehouse loader gives it: text in Arrow (pandas string[pyarrow])."""
+    return frame.astype({c: pd.StringDtype("pyarrow") for c in frame.columns if str(frame[c].dtype) in ("string", "object")})
+
+
+def test_jsonl_is_what_json_dumps_writes(tmp_path, monkeypatch):
+    import prefpipe.exports.trl as trl
+
+    monkeypatch.setattr(trl, "JSONL_CHUNK_ROWS", 7)  # several chunks, each with its own escapes
+    rows = _tricky_rows(60)
+    frame = to_trl(rows)
+    paths = write_trl(trl_table(rows), tmp_path)
+    expected = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in frame.astype(object).where(frame.notna(), None).to_dict("records"))
+    assert paths["jsonl"].read_bytes() == expected.encode("utf-8")
+    assert pd.read_parquet(paths["parquet"]).equals(frame)
+
+
+def test_arrow_backed_frames_give_the_same_files(tmp_path, small_batch):
+    rows = _tricky_rows(40)
+    ai = small_batch["ai_labels"].assign(pair_id=["p1:0", "p1:0", "p2:0", "p3:0"])
+    human = small_batch["human_annotations"].assign(pair_id=["p5:0", "p5:0", "p6:0", "p6:0", "p9:0", "p9:0"])
+    objects = write_trl(to_trl(rows, ai_labels=ai, human_annotations=human), tmp_path / "objects")
+    arrow = write_trl(trl_table(_arrow_text(rows), ai_labels=_arrow_text(ai), human_annotations=_arrow_text(human)), tmp_path / "arrow")
+    for kind in ("jsonl", "parquet"):
+        assert arrow[kind].read_bytes() == objects[kind].read_bytes()
+
+
+def test_versions_are_sorted_distinct_and_only_filled_where_missing(small_batch):
+    rows = _tricky_rows(4).assign(label_source=["human:majority", "ai:ai", "ai:ai", "expert:expert"], guideline_version=[None, None, "kept", None])
+    ai = pd.DataFrame({"pair_id": ["p1:0", "p1:0", "p1:0", "p2:0", "p3:0"], "label": ["A>B"] * 5, "status": ["ok", "ok", "ok", "ok", "unparsed"],
+                       "guideline_version": ["g2", "G1", "g2", "é", "g1"], "judge_prompt_version": ["jp2", "jp1", None, None, "jp1"]})
+    human = pd.DataFrame({"pair_id": ["p0:0", "p0:0", "p0:0", "p3:0"], "label": ["A>B", None, "B>A", "A>B"], "guideline_version": ["h2", "h0", "h1", "h3"]})
+    trl = to_trl(rows, ai_labels=ai, human_annotations=human)
+    assert trl["guideline_version"].tolist() == ["h1+h2", "G1+g2", "kept", "h3"]  # code point order; a skipped item does not count
+    assert trl["judge_prompt_version"].tolist() == [None, "jp1+jp2", None, None]  # an unparsed verdict does not count
+
+
+def test_a_failed_jsonl_keeps_the_previous_files(preference_dataset, tmp_path, monkeypatch):
+    import prefpipe.exports.trl as trl
+
+    before = write_trl(to_trl(preference_dataset), tmp_path)
+    kept = {k: p.read_bytes() for k, p in before.items()}
+
+    def broken(table, path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(trl, "write_jsonl", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_trl(to_trl(preference_dataset.iloc[:1]), tmp_path)
+    assert {k: p.read_bytes() for k, p in before.items()} == kept
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train.jsonl", "train.parquet"]

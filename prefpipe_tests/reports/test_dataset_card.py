@@ -51,3 +51,13 @@ def test_card_without_agreement_or_rows_says_so():
     card = dataset_card(_trl().iloc[0:0], license="apache-2.0")
     assert "license: apache-2.0" in card
     assert "No agreement figures" in card and "_No rows._" in card
+
+
+def test_an_arrow_table_gives_the_same_card():
+    """published_dataset passes the export as trl_table's Arrow table (the text never in pandas)."""
+    from prefpipe.exports.trl import to_trl, trl_table
+
+    rows = _trl().drop(columns=["judge_prompt_version"]).assign(label_source=["human:majority", None, "ai:ai"])
+    when = dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)
+    assert dataset_card(trl_table(rows), generated_at=when) == dataset_card(to_trl(rows), generated_at=when)
+    assert "| (unknown)      |      1 |   33.3% |" in dataset_card(trl_table(rows), generated_at=when)

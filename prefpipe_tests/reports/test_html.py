@@ -161,3 +161,18 @@ def test_the_stale_section_agrees_with_prefpipe_stale(shared_data):
     view = stale_view(labels, {"demo": "pandalm-v1"}, current)  # the last run used the old guidelines
     page = render_batch_report("demo", tables, current_guideline_version="new-version", stale=view)
     assert "Stale labels" in page and "prefpipe backfill --stale" in page and "last_run" in page
+
+
+def test_the_columns_published_dataset_reads_make_the_same_page(report_tables, rendered):
+    """published_dataset reads each table narrowed to its INPUTS columns and the response lengths
+    instead of the text, and hands the judge card over: the page is the same to the byte."""
+    from prefpipe.defs.outputs.published_dataset import INPUTS
+    from prefpipe.reports.judge_card import judge_report_card, response_lengths
+
+    narrow = {k: v[[c for c in INPUTS[k].metadata["columns"] if c in v.columns]] if k in INPUTS else v for k, v in report_tables.items()}
+    assert "response_a" not in narrow["response_pairs"] and "raw" not in narrow["ai_labels"]
+    card = judge_report_card(narrow["ai_labels"], narrow["final_labels"], response_lengths(report_tables["response_pairs"]).to_pandas())
+    arrow = {k: v.astype({c: pd.StringDtype("pyarrow") for c in v.columns if str(v[c].dtype) in ("string", "object")}) for k, v in narrow.items()}
+    page = render_batch_report("demo", arrow, current_guideline_version="pandalm-v1", stale=stale_rows(report_tables),
+                               generated_at=dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.timezone.utc), judge_card=card)
+    assert page == rendered

@@ -64,3 +64,41 @@ def test_no_ai_labels_gives_an_empty_card():
     empty = pd.DataFrame(columns=["pair_id", "judge", "label", "status", "label_ab", "label_ba", "cost_usd"])
     card = judge_report_card(empty, pd.DataFrame(columns=["pair_id", "label", "source"]), _pairs(0, []))
     assert card.empty and list(card.columns) == list(JUDGE_CARD)
+
+
+def test_lengths_alone_and_arrow_backed_text_give_the_same_card(shared_data):
+    """What published_dataset passes: the response lengths counted in the warehouse, frames whose
+    text is in Arrow (the warehouse loader's), instead of the pairs' text as Python objects."""
+    from prefpipe.reports.judge_card import response_lengths
+
+    f = pandalm_frames(shared_data)
+    card = judge_report_card(f["ai_labels"], f["final_labels"], f["response_pairs"])
+    lengths = response_lengths(f["response_pairs"]).to_pandas()
+    assert lengths.columns.tolist() == ["pair_id", "len_a", "len_b"]
+    assert lengths["len_a"].tolist() == f["response_pairs"]["response_a"].fillna("").str.len().tolist()
+    pd.testing.assert_frame_equal(judge_report_card(f["ai_labels"], f["final_labels"], lengths), card, check_exact=True)
+    arrow = {k: v.astype({c: pd.StringDtype("pyarrow") for c in v.columns if str(v[c].dtype) in ("string", "object")}) for k, v in f.items()}
+    pd.testing.assert_frame_equal(judge_report_card(arrow["ai_labels"], arrow["final_labels"], arrow["response_pairs"]), card, check_exact=True)
+
+
+def test_lengths_are_read_from_the_warehouse(tmp_path):
+    import duckdb
+
+    from prefpipe.reports.judge_card import warehouse_response_lengths
+
+    db = tmp_path / "w.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE response_pairs AS SELECT * FROM (VALUES ('b1', 'p1', 'résumé', NULL), ('b2', 'p2', 'x', 'yy')) t(batch_id, pair_id, response_a, response_b)")
+    got = warehouse_response_lengths(db, "b1")
+    assert got["pair_id"].tolist() == ["p1"] and got["len_a"].tolist() == [6] and got["len_b"].tolist() == [0]
+    assert warehouse_response_lengths(tmp_path / "none.duckdb", "b1").empty
+
+
+def test_a_repeated_pair_is_refused():
+    pairs = _pairs(2, [True, False])
+    final = pd.DataFrame({"pair_id": ["p0", "p0"], "label": ["A>B", "B>A"], "source": ["human", "human"]})
+    ai = pd.DataFrame({"pair_id": ["p0"], "judge": ["j"], "label": ["A>B"], "status": ["ok"], "label_ab": ["A>B"], "label_ba": [None], "cost_usd": [0.1]})
+    with pytest.raises(ValueError, match="repeated in the final labels or the pairs"):
+        judge_report_card(ai, final, pairs)
+    with pytest.raises(ValueError, match="repeated in the final labels or the pairs"):
+        judge_report_card(ai, final.head(1), pd.concat([pairs, pairs.head(1)]))

@@ -81,3 +81,18 @@ def test_cost_by_route_counts_judge_and_human_cost_per_route():
     assert out.loc["human", "usd_per_pair"] == pytest.approx(1.53 / 2)
     unknown = plots.cost_by_route(routing, ai, human, human_unit_usd=None).set_index("route")
     assert np.isnan(unknown.loc["human", "total_usd"]) and unknown.loc["accepted", "total_usd"] == pytest.approx(0.01)
+
+
+def test_arrow_backed_text_gives_the_same_costs_and_figures():
+    """The warehouse loader's frames (text in Arrow): pairs matched by id without a pandas groupby,
+    a pair routed twice counted on both rows, labels counted without a Python str each."""
+    routing = pd.DataFrame({"pair_id": ["p2", "p1", None, "p3", "p2"], "route": ["human", "accepted", "human", None, "spot_check"]}, index=[9, 3, 5, 7, 1])
+    ai = pd.DataFrame({"pair_id": ["p1", "p2", "p3", "p3", None, "p9"], "cost_usd": [0.01, 0.001125, 0.02, np.nan, 0.5, 0.7]})
+    human = pd.DataFrame({"pair_id": ["p2", "p2", "p3", "p9", None], "label": ["A>B", "A>B", None, "B>A", "A>B"]})
+    arrow = lambda df: df.astype({c: pd.StringDtype("pyarrow") for c in df.columns if df[c].dtype == object})  # noqa: E731
+    plain = plots.cost_by_route(routing, ai, human, human_unit_usd=0.5)
+    assert plain.set_index("route").loc["human", "n_pairs"] == 2 and plain.set_index("route").loc["spot_check", "human_usd"] == 1.0
+    pd.testing.assert_frame_equal(plots.cost_by_route(arrow(routing), arrow(ai), arrow(human), human_unit_usd=0.5), plain,
+                                  check_exact=True, check_dtype=False, check_index_type=False)
+    labels = {"final": pd.Series(["A>B", None, "B>>A", "A>B", "odd"]), "ai": pd.Series(["A=B", "A>B"])}
+    assert plots.label_distribution_plot({k: arrow(v.to_frame())[0] for k, v in labels.items()}) == plots.label_distribution_plot(labels)
