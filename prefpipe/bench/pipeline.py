@@ -281,6 +281,7 @@ def main(argv: list[str]) -> int:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="prefpipe-bench-pipeline-")).resolve()
     shape = dict(human_share=args.human_share, words=args.words, annotators=args.annotators,
                  labels_per_pair=args.labels_per_pair, near_duplicates=args.near_duplicates)
+    load_before = os.getloadavg()
     try:
         results = []
         for n in sizes:
@@ -304,7 +305,7 @@ def main(argv: list[str]) -> int:
             print(f"  pipeline {r['wall_s']:.1f} s, {r['peak_rss_bytes'] / 2**30:.2f} GB", flush=True)
             if args.workdir is None:
                 shutil.rmtree(folder, ignore_errors=True)
-        result = {"machine": machine(), "shape": shape, "seed": args.seed, "sizes": [{k: v for k, v in r.items() if k != "start"} for r in results]}
+        result = {"machine": {**machine(), "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]}, "shape": shape, "seed": args.seed, "sizes": [{k: v for k, v in r.items() if k != "start"} for r in results]}
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
