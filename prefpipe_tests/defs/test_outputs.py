@@ -1,6 +1,6 @@
 """The outputs group's own code paths at scale: preference_dataset's rows made in DuckDB and Arrow
-are core.dataset.preference_rows' rows, and its checks' one-query text test agrees with testing
-each value in Python; published_dataset's export reads only the columns it asks for."""
+are core.dataset.preference_rows' rows; its checks give the same answers run in SQL on the
+warehouse rows as on a frame; published_dataset's export reads only the columns it asks for."""
 
 from __future__ import annotations
 
