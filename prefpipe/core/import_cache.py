@@ -91,7 +91,7 @@ def as_arrow(ids: Collection[str] | pd.Series | pa.Array | pa.ChunkedArray) -> p
     return pa.array(list(ids), pa.string())
 
 
-def pairs_are_known(pair_ids: pd.Series, known: Any, unpaired: Mapping[str, str] | None) -> bool:
+def pairs_are_known(pair_ids: pd.Series | pa.ChunkedArray, known: Any, unpaired: Mapping[str, str] | None) -> bool:
     """True when every id is in `known` (None: anything goes) and none is in `unpaired`."""
     ids = as_arrow(pair_ids)
     if unpaired and pc.any(pc.is_in(ids, value_set=pa.array(list(unpaired), pa.string()))).as_py():

@@ -80,13 +80,10 @@ def import_ai_labels(
     the batch will never make to the reason (a prompt with one response)."""
     path = Path(path)
 
-    def exact() -> pd.DataFrame:
-        known = None if known_pairs is None else _as_set(known_pairs)
-        return bulk_or_line_by_line(lambda: _ai_labels_in_bulk(path, config, known, unpaired), lambda: _ai_labels_line_by_line(path, config, known, unpaired))
+    def read(known: Collection[str] | None, never: Mapping[str, str] | None) -> pd.DataFrame:
+        return bulk_or_line_by_line(lambda: _ai_labels_in_bulk(path, config, known, never), lambda: _ai_labels_line_by_line(path, config, known, never))
 
-    return _checked(lambda: parsed_once("ai_labels", [path], _shape(config), lambda: bulk_or_line_by_line(
-        lambda: _ai_labels_in_bulk(path, config, None, None), lambda: _ai_labels_line_by_line(path, config, None, None))),
-        exact, known_pairs, unpaired)
+    return _checked("ai_labels", [path], config, read, known_pairs, unpaired)
 
 
 def _shape(config: BatchConfig) -> dict[str, Any]:
@@ -98,12 +95,19 @@ def _as_set(ids: Any) -> Collection[str]:
     return ids if isinstance(ids, (set, frozenset)) else set(as_arrow(ids).to_pylist())
 
 
-def _checked(parse: Callable[[], pd.DataFrame], exact: Callable[[], pd.DataFrame], known: Any, unpaired: Mapping[str, str] | None) -> pd.DataFrame:
-    """The rows parse() gives (once per file content, without the pair check), checked against the
-    batch's pairs at once; on any problem the exact reader runs, and raises the error it always has
-    (the first bad line, whichever check it fails)."""
+Reader = Callable[[Collection[str] | None, Mapping[str, str] | None], pd.DataFrame]
+
+
+def _checked(kind: str, files: list[Path], config: BatchConfig, read: Reader, known: Any, unpaired: Mapping[str, str] | None) -> pd.DataFrame:
+    """The rows read() gives without the pair check (parsed once per file content), checked against
+    the batch's pairs at once; on any problem read() runs again with the pairs, and raises the error
+    it always has (the first bad line, whichever check it fails)."""
+
+    def exact() -> pd.DataFrame:
+        return read(None if known is None else _as_set(known), unpaired)
+
     try:
-        frame = parse()
+        frame = parsed_once(kind, files, _shape(config), lambda: read(None, None))
     except BatchInputError:
         exact()
         raise
@@ -194,11 +198,8 @@ def _vouch(table: pa.Table, known_pairs: Collection[str] | None, unpaired: Mappi
     pair and judge or annotator: a collision only sends the file line by line) and the pairs are known."""
     if not pc.all(table["ok"]).as_py() or pc.count_distinct(table["key"]).as_py() != table.num_rows:
         raise LineByLine("a row the line-by-line reader must judge")
-    pair_ids = table["pair_id"]
-    if unpaired and pc.any(pc.is_in(pair_ids, value_set=pa.array(list(unpaired), pa.string()))).as_py():
-        raise LineByLine("a pair that is never made")
-    if known_pairs is not None and not pc.all(pc.is_in(pair_ids, value_set=as_arrow(known_pairs))).as_py():
-        raise LineByLine("a pair that is not in the batch")
+    if not pairs_are_known(table["pair_id"], known_pairs, unpaired):
+        raise LineByLine("a pair that is never made, or not in the batch")
 
 
 def _mapped(text: pa.ChunkedArray, label_map: dict[str, str]) -> pa.ChunkedArray:
@@ -227,13 +228,10 @@ def import_human_annotations(
     two answers counts is the user's decision, not ours."""
     files = [Path(f) for f in files]
 
-    def exact() -> pd.DataFrame:
-        known = None if known_pairs is None else _as_set(known_pairs)
-        return bulk_or_line_by_line(lambda: _human_in_bulk(files, config, known, unpaired), lambda: _human_line_by_line(files, config, known, unpaired))
+    def read(known: Collection[str] | None, never: Mapping[str, str] | None) -> pd.DataFrame:
+        return bulk_or_line_by_line(lambda: _human_in_bulk(files, config, known, never), lambda: _human_line_by_line(files, config, known, never))
 
-    return _checked(lambda: parsed_once("annotations", files, _shape(config), lambda: bulk_or_line_by_line(
-        lambda: _human_in_bulk(files, config, None, None), lambda: _human_line_by_line(files, config, None, None))),
-        exact, known_pairs, unpaired)
+    return _checked("annotations", files, config, read, known_pairs, unpaired)
 
 
 def _human_line_by_line(files: list[Path], config: BatchConfig, known_pairs: Collection[str] | None, unpaired: Mapping[str, str] | None) -> pd.DataFrame:

@@ -118,11 +118,8 @@ def arrow_frame(table: pa.Table) -> pd.DataFrame:
     text = [name for name, field in zip(table.column_names, table.schema) if field.type in _TEXT]
     others = [n for n in table.column_names if n not in text]
     frame = duckdb.from_arrow(table.select(others)).df() if others else pd.DataFrame(index=pd.RangeIndex(table.num_rows))
-    for name in text:
-        column = table.column(name)
-        if column.type != pa.large_string():
-            column = column.cast(pa.large_string())
-        frame[name] = pd.Series(pd.arrays.ArrowStringArray(column), index=frame.index)
+    for name in text:  # pandas keeps large_string as it is (fetch_frame asks DuckDB for it) and casts the rest
+        frame[name] = pd.Series(pd.arrays.ArrowStringArray(table.column(name)), index=frame.index)
     return frame[table.column_names]
 
 
