@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from prefpipe.core import ingest, prompts_file
+from prefpipe.core import ingest, jsonl, prompts_file
 from prefpipe.core.batch_config import BatchConfig
 from prefpipe.core.batches import BatchInputError, load_prompts
 from prefpipe.core.ingest import import_ai_labels, import_human_annotations
@@ -209,3 +210,21 @@ def test_the_common_files_are_read_in_bulk(tmp_path, monkeypatch):
     verdicts = import_ai_labels(write(tmp_path / "ai.jsonl", AI_FILES["plain"] + [{"pair_id": "p4:0", "verdict": None}]), CFG, guideline_version="g")
     assert verdicts["status"].tolist() == ["ok", "unparsed", "ok", "unparsed"]
     assert len(import_human_annotations([write(tmp_path / "h.jsonl", HUMAN_FILES["plain"] + HUMAN_FILES["integers"])], CFG)) == 3
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 24])
+def test_the_gated_scan_finds_what_the_full_scan_finds(tmp_path, monkeypatch, chunk):
+    """The cheap RE2 gates only skip a block's searches when they would find nothing: every blank
+    line and every line the parsers may read apart is still numbered and marked, at any block size."""
+    tricky = [row for rows in (*PROMPT_FILES.values(), *AI_FILES.values(), *HUMAN_FILES.values()) for row in rows]
+    tricky += ['{"a": -Infinity}', '{"a": [1, - iNf]}', '{"a": {"b": null }}', '{"a": [1 ,\t]}', "\t", '{"info": "nan, inf"}']
+    plain = [dict(PROMPT, id=f"q{i}") for i in range(len(tricky))]
+    rows = [r for pair in zip(plain, tricky) for r in pair] + plain
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"".join((r.encode() if isinstance(r, str) else json.dumps(r).encode()) + b"\n" for r in rows if "\r" not in str(r)) + b"  ")
+    monkeypatch.setattr(jsonl, "_CHUNK", chunk)
+    gated = jsonl._scan(path)
+    monkeypatch.setattr(jsonl, "_gates", lambda data: (True, True))
+    full = jsonl._scan(path)
+    np.testing.assert_array_equal(gated[0], full[0])
+    assert gated[1] == full[1] and len(full[1]) > 10
