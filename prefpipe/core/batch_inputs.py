@@ -24,7 +24,7 @@ from prefpipe.core.batches import PROMPTS_FILE
 from prefpipe.core.ingest import AI_LABELS_FILE, annotation_files, import_ai_labels, import_human_annotations
 from prefpipe.core.input_errors import BatchInputError
 from prefpipe.core.pairs_file import PairsFileError, read_pairs
-from prefpipe.core.prompts_file import candidate_counts, load_prompts
+from prefpipe.core.prompts_file import read_prompts
 
 GOLD_FILE = "gold.jsonl"
 EXISTING = "existing"
@@ -54,8 +54,7 @@ def validate_batch_inputs(folder: Path, *, strategy: str | None = EXISTING) -> B
     folder = Path(folder)
     config = load_batch_config(folder)
     source = folder / PROMPTS_FILE
-    prompts = load_prompts(source)
-    counts = candidate_counts(prompts)
+    prompts, counts = read_prompts(source)
     known: pa.Array | None = None
     unpaired: dict[str, str] | None = None
     if strategy == EXISTING:

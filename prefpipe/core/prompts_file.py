@@ -42,6 +42,12 @@ def candidate_counts(prompts: pd.DataFrame) -> np.ndarray:
 
 def load_prompts(path: Path) -> pd.DataFrame:
     """Read and validate a prompts.jsonl into the `prompts` table's columns."""
+    return read_prompts(path)[0]
+
+
+def read_prompts(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """load_prompts, and how many candidate responses each prompt has (as candidate_counts, which
+    searches the whole JSON text again: seconds at a million prompts)."""
     path = Path(path)
     if not path.is_file():
         raise BatchInputError(path, "file not found")
@@ -52,7 +58,7 @@ _COLUMNS = {"id": "JSON", "prompt": "JSON", "responses": 'STRUCT(model JSON, "te
 _CANDIDATE = f"""'{CANDIDATE_START}' || coalesce(CAST(r.model AS VARCHAR), '"unknown"') || ', "text": ' || CAST(r.text AS VARCHAR) || '}}'"""
 _CANDIDATE_OK = """coalesce(json_type(r.text) = 'VARCHAR' AND (r.model IS NULL OR (json_type(r.model) = 'VARCHAR' AND CAST(r.model AS VARCHAR) <> '""')), false)"""
 _SELECT = f"""
-SELECT prompt_id, prompt, candidates, coalesce(
+SELECT prompt_id, prompt, candidates, coalesce(len(responses), 0) AS candidate_count, coalesce(
     prompt IS NOT NULL AND NOT {sql_blank('prompt')}
     AND (id IS NULL OR (id_text IS NOT NULL AND NOT {sql_blank('id_text')}))
     AND (responses IS NULL OR len(responses) = 0 OR list_bool_and(list_transform(responses, lambda r: {_CANDIDATE_OK})))
@@ -67,7 +73,7 @@ FROM (
 """
 
 
-def _in_bulk(path: Path) -> pd.DataFrame:
+def _in_bulk(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     bulk = read_bulk(path, _COLUMNS, _SELECT)
     table = bulk.table
     if table.num_rows == 0 or not pc.all(table["ok"]).as_py() or pc.count_distinct(table["prompt_id"]).as_py() != table.num_rows:
@@ -78,11 +84,12 @@ def _in_bulk(path: Path) -> pd.DataFrame:
             raise LineByLine("a null response or model")
     frame = arrow_frame(table.select(["prompt_id", "prompt", "candidates"]))
     frame["source_line"] = bulk.lines
-    return schemas.conform(frame, schemas.PROMPTS, name="prompts")
+    return schemas.conform(frame, schemas.PROMPTS, name="prompts"), table["candidate_count"].to_numpy().astype("int64")
 
 
-def _line_by_line(path: Path) -> pd.DataFrame:
+def _line_by_line(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     rows: list[dict[str, Any]] = []
+    counts: list[int] = []
     seen: dict[str, int] = {}
     for line_no, obj in read_jsonl(path):
         prompt = obj.get("prompt")
@@ -99,10 +106,11 @@ def _line_by_line(path: Path) -> pd.DataFrame:
             raise BatchInputError(path, f"duplicate id {prompt_id!r} (first on line {seen[prompt_id]})", line=line_no, field="id")
         seen[prompt_id] = line_no
         candidates = _candidates(path, line_no, obj.get("responses", []))
+        counts.append(len(candidates))
         rows.append({"prompt_id": prompt_id, "prompt": prompt, "candidates": json.dumps(candidates, ensure_ascii=False), "source_line": line_no})
     if not rows:
         raise BatchInputError(path, "holds no prompts")
-    return arrow_strings(schemas.conform(pd.DataFrame(rows), schemas.PROMPTS, name="prompts"))
+    return arrow_strings(schemas.conform(pd.DataFrame(rows), schemas.PROMPTS, name="prompts")), np.asarray(counts, dtype="int64")
 
 
 def _candidates(path: Path, line_no: int, raw: Any) -> list[dict[str, str]]:

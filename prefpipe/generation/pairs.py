@@ -110,6 +110,8 @@ def generate_pairs(
 
 
 # -- existing ---------------------------------------------------------------------------------
+FEWER_THAN_TWO = "fewer than two existing responses"
+"""The drop reason of a prompt's row when it has fewer than two candidates (followed by how many)."""
 EXISTING_CHUNK = 100_000
 """Prompts parsed at a time: the candidates' JSON of a chunk is parsed, paired and freed before the next."""
 
@@ -163,7 +165,7 @@ def _existing_chunk(parsed: Parsed, first_row: int, base: dict[str, Any]) -> tup
     fewer = np.flatnonzero(np.bincount(k[k < 2], minlength=2))
     reason_codes = np.full(len(row), -1, dtype=np.int64)
     reason_codes[missing] = np.searchsorted(fewer, k_of[missing])
-    reasons = pa.array([f"fewer than two existing responses ({int(c)})" for c in fewer], pa.large_string()).take(pa.array(reason_codes, mask=reason_codes < 0))
+    reasons = pa.array([f"{FEWER_THAN_TWO} ({int(c)})" for c in fewer], pa.large_string()).take(pa.array(reason_codes, mask=reason_codes < 0))
     columns = [text_a, text_b, model_a, model_b, pa.array(params, pa.large_string()).take(pa.array(inverse.ravel())), reasons]
     return row + first_row, n, columns
 

@@ -180,7 +180,13 @@ def write(path: Path, rows: list) -> Path:
 @pytest.mark.parametrize("name", PROMPT_FILES)
 def test_prompts_in_bulk_agree_with_line_by_line(tmp_path, name):
     path = write(tmp_path / "prompts.jsonl", PROMPT_FILES[name])
-    agree(lambda: prompts_file._in_bulk(path), lambda: prompts_file._line_by_line(path))
+
+    def counted(reader):  # the counts each reader returns are candidate_counts of its frame
+        frame, counts = reader(path)
+        np.testing.assert_array_equal(counts, prompts_file.candidate_counts(frame))
+        return frame
+
+    agree(lambda: counted(prompts_file._in_bulk), lambda: counted(prompts_file._line_by_line))
 
 
 @pytest.mark.parametrize("name", AI_FILES)

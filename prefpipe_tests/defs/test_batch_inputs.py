@@ -11,7 +11,7 @@ import pytest
 from prefpipe.cli.pipeline import step_failures
 from prefpipe.core import schemas
 from prefpipe.core.warehouse import read_table
-from prefpipe_tests.defs.conftest import materialize
+from prefpipe_tests.defs.conftest import materialize, write_jsonl
 
 NEW_PROMPT = {"id": "q6", "prompt": "Question 6: a new one.", "responses": [
     {"model": "model-x", "text": "A short answer."}, {"model": "model-y", "text": "A rather different and longer answer, with detail."}]}
@@ -64,3 +64,20 @@ def check_a_bad_line(project_data, file, instance):
     after = batch_rows("mini")
     for table, rows in before.items():
         assert after[table].equals(rows), table
+
+
+def test_response_pairs_alone_says_when_no_prompt_has_two_responses(data_dir):
+    """prompts run alone cannot know the pair strategy; response_pairs, run after it, says what is wrong."""
+    folder = data_dir / "batches" / "single"
+    write_jsonl(folder / "prompts.jsonl", [{"id": "q0", "prompt": "One answer only.", "responses": [{"model": "m", "text": "t"}]},
+                                           {"id": "q1", "prompt": "No answer."}])
+    from prefpipe.definitions import build_definitions
+
+    defs = build_definitions()
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("batches", ["single"])
+        for selection in ("prompts", "response_pairs generation_calls"):
+            result = dg.materialize(defs.assets, selection=selection.split(), partition_key="single", instance=instance,
+                                    resources=defs.resources, raise_on_error=False)
+        assert not result.success
+        assert any("no prompt in prompts.jsonl has two candidate responses" in message for _, message in step_failures(result))

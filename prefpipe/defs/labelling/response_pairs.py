@@ -4,16 +4,21 @@ import dagster as dg
 import pandas as pd
 
 from prefpipe.core import schemas
-from prefpipe.core.prompts_file import candidate_counts
 from prefpipe.defs.common import drop_batch, history_reward_model, md_table, user_errors, with_batch, with_llm_calls
 from prefpipe.defs.partitions import batches
 from prefpipe.defs.resources import LLMResource, WarehouseReader
 from prefpipe.defs.run_config import dagster_config, from_run_config
 from prefpipe.generation.config import GenerationConfig
-from prefpipe.generation.pairs import generate_pairs
+from prefpipe.generation.pairs import FEWER_THAN_TWO, generate_pairs
 
 GenerationRunConfig = dagster_config(GenerationConfig, "GenerationRunConfig")
 """The run config of response_pairs: prefpipe.generation.config.GenerationConfig's fields."""
+
+
+def made_a_pair(pairs) -> bool:
+    """Whether some prompt had two candidates (every row of one with fewer says so in its reason)."""
+    reasons = pairs["drop_reason"].astype("string[pyarrow]")
+    return not bool(reasons.str.startswith(FEWER_THAN_TWO).fillna(False).all())
 
 
 @dg.multi_asset(
@@ -40,12 +45,12 @@ def response_pairs(
     cfg: GenerationConfig = from_run_config(config, GenerationConfig)
     frame = drop_batch(prompts)
     if cfg.strategy == "existing":
-        if not (candidate_counts(frame) >= 2).any():
+        result = generate_pairs(frame, cfg)
+        if not made_a_pair(result.pairs):
             raise dg.Failure(
                 f"batch {batch_id!r}: no prompt in prompts.jsonl has two candidate responses (field 'responses'), so the "
                 "'existing' strategy has nothing to pair; add responses, or choose a generation strategy in the run config"
             )
-        result = generate_pairs(frame, cfg)
     else:
         scorer = None
         if cfg.strategy in ("best_of_n", "rejection_sampling") and cfg.scorer == "reward_model":
