@@ -152,6 +152,22 @@ def read_tables(tables: Sequence[str], *, batch_id: str | None = None, database:
     return out
 
 
+def read_chunks(table: str, *, batch_id: str, database: str | Path | None = None, columns: Sequence[str] | None = None,
+                rows: int = 100_000) -> Iterator[pd.DataFrame]:
+    """One batch's rows of a table, `rows` at a time in the table's order, as arrow_frames (no
+    batch_id column): a stage that works prompt by prompt never holds a million prompts' texts.
+    Nothing is yielded when the table or the warehouse is not there yet."""
+    with read_only(database) as con:
+        if con is None or table not in present_tables(con):
+            return
+        names = [c for c in (columns or schemas.TABLES[table]) if c != "batch_id"]
+        con.execute("SET arrow_large_buffer_size = true")
+        sql = f"SELECT {', '.join(quote(c) for c in names)} FROM {SCHEMA}.{quote(table)} WHERE batch_id = ?"
+        reader = con.execute(sql, [batch_id]).to_arrow_reader(rows)
+        for batch in reader:
+            yield arrow_frame(pa.Table.from_batches([batch]))
+
+
 def read_table(table: str, *, batch_id: str | None = None, database: str | Path | None = None) -> pd.DataFrame:
     """Read one warehouse table (optionally one batch) in a short read-only connection."""
     return read_tables((table,), batch_id=batch_id, database=database)[table]

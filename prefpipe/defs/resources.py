@@ -30,7 +30,7 @@ from prefpipe.core import settings
 from prefpipe.core.batches import BatchConfig, list_batches, load_batch_config, open_batches
 from prefpipe.core.guidelines import Guidelines, load_guidelines
 from prefpipe.core.routing import BUDGET_STRATEGIES, DEFAULT_BUDGET_STRATEGY, RoutingConfig
-from prefpipe.core.warehouse import read_tables
+from prefpipe.core.warehouse import read_chunks, read_tables
 from prefpipe.core.warehouse_target import WAREHOUSE_ENV, WarehouseTarget, parse_target
 from prefpipe.defs.executors import executor_choice
 from prefpipe.defs.run_config import dagster_config
@@ -51,6 +51,10 @@ class WarehouseReader(dg.ConfigurableResource):
     def read_tables(self, tables: tuple[str, ...], *, batch_id: str | None = None, columns: tuple[str, ...] | None = None,
                     text_in_arrow: bool = False) -> dict[str, pd.DataFrame]:
         return read_tables(tables, batch_id=batch_id, database=self.database, columns=columns, text_in_arrow=text_in_arrow)
+
+    def read_chunks(self, table: str, *, batch_id: str, rows: int = 100_000) -> Iterator[pd.DataFrame]:
+        """One batch's rows of `table`, `rows` at a time (prefpipe.core.warehouse.read_chunks)."""
+        return read_chunks(table, batch_id=batch_id, database=self.database, rows=rows)
 
 
 class AnnotationStoreResource(dg.ConfigurableResource):

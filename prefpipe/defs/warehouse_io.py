@@ -31,6 +31,10 @@ from prefpipe.core.run_undo import Slice, record_before_write, settle, unsettled
 from prefpipe.core.warehouse import connect_for_write, fetch_frame, quote, target
 
 FINISHED_OK = {"SUCCESS"}
+IO_MEMORY_LIMIT = "1GB"
+"""DuckDB's buffer pool on the I/O manager's connections, which only scan one table or insert one
+frame: by default (80% of RAM) it keeps every block an insert wrote, +1 GB of RSS for a million
+pairs' texts, and the insert is no faster for it. A resource's connection_config may change it."""
 FINISHED_BAD = {"FAILURE", "CANCELED"}
 
 
@@ -45,7 +49,7 @@ class _AtomicDuckDbClient(DuckDbClient):
     @staticmethod
     @contextmanager
     def connect(context, table_slice):
-        config = {"custom_user_agent": "prefpipe", **context.resource_config["connection_config"]}
+        config = {"custom_user_agent": "prefpipe", "memory_limit": IO_MEMORY_LIMIT, **context.resource_config["connection_config"]}
         conn = connect_for_write(context.resource_config["database"], config)
         try:
             yield conn

@@ -21,7 +21,7 @@ retries, no sample passing the threshold...): nothing is silently lost.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +107,33 @@ def generate_pairs(
     pairs = _finish(rows, config)
     usage = usage_frame(calls, client.prices) if calls and client is not None else schemas.empty(USAGE)
     return GenerationResult(pairs=pairs, usage=usage, samples=samples)
+
+
+def existing_pairs_in_chunks(chunks: Iterable[pd.DataFrame], config: GenerationConfig) -> pd.DataFrame:
+    """generate_pairs' pairs with `existing`, of prompts given a chunk at a time (whose ids are
+    unique, as the prompts table's are): every pair depends on its own prompt only, so the result
+    is the whole frame's, and only one chunk's candidates are parsed at a time."""
+    if config.strategy != "existing":
+        raise ValueError(f"existing_pairs_in_chunks: strategy {config.strategy!r} is not 'existing'")
+    parts = [_owned(generate_pairs(chunk, config).pairs) for chunk in chunks]
+    if not parts:
+        return generate_pairs(schemas.empty({"prompt_id": "string", "prompt": "string", "candidates": "string"}), config).pairs
+    pairs = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    if pairs["pair_id"].nunique(dropna=False) != len(pairs):
+        raise ValueError("existing_pairs_in_chunks: a prompt id repeats across chunks")
+    return pairs
+
+
+def _owned(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with its Arrow text copied into buffers of its own. The texts are views into DuckDB's
+    results (the chunk read, the candidates parsed), and a view keeps the whole result alive: kept
+    for every chunk, they held twice the pairs' own text."""
+    out = frame.copy(deep=False)
+    for name in frame.columns:
+        if isinstance(frame[name].dtype, pd.StringDtype) and frame[name].dtype.storage == "pyarrow":
+            text = pa.array(frame[name].array)
+            out[name] = _series(text.take(pa.array(np.arange(len(text))))).set_axis(frame.index)
+    return out
 
 
 # -- existing ---------------------------------------------------------------------------------

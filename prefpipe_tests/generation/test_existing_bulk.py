@@ -234,3 +234,21 @@ def test_no_prompts_and_integer_ids() -> None:
     assert_same(generate_pairs(empty, GenerationConfig()).pairs, reference_pairs(empty, GenerationConfig()))
     numbered = synthetic_prompts(50, seed=2, odd=False).assign(prompt_id=range(50))
     assert_same(generate_pairs(numbered, GenerationConfig()).pairs, reference_pairs(numbered, GenerationConfig()))
+
+
+@pytest.mark.parametrize("size", [29, 457, 5000])
+def test_prompts_given_a_chunk_at_a_time_give_the_same_frame(size: int) -> None:
+    """response_pairs reads the prompts table a chunk at a time: the pairs are the whole frame's."""
+    prompts = stored(synthetic_prompts(1200, seed=5, odd=False), "pyarrow")
+    config = GenerationConfig(drop_degenerate=True, similarity_threshold=0.5)
+    chunks = (prompts.iloc[lo : lo + size].reset_index(drop=True) for lo in range(0, len(prompts), size))
+    assert_same(pairs.existing_pairs_in_chunks(chunks, config), generate_pairs(prompts, config).pairs)
+
+
+def test_no_chunk_gives_no_pair_and_a_repeated_id_fails() -> None:
+    assert len(pairs.existing_pairs_in_chunks(iter([]), GenerationConfig())) == 0
+    prompts = stored(synthetic_prompts(10, seed=1, odd=False), "pyarrow")
+    with pytest.raises(ValueError, match="repeats across chunks"):
+        pairs.existing_pairs_in_chunks([prompts, prompts], GenerationConfig())
+    with pytest.raises(ValueError, match="is not 'existing'"):
+        pairs.existing_pairs_in_chunks([prompts], GenerationConfig(strategy="two_models", model="m", model_b="n"))

@@ -9,7 +9,8 @@ from prefpipe.defs.partitions import batches
 from prefpipe.defs.resources import LLMResource, WarehouseReader
 from prefpipe.defs.run_config import dagster_config, from_run_config
 from prefpipe.generation.config import GenerationConfig
-from prefpipe.generation.pairs import FEWER_THAN_TWO, generate_pairs
+from prefpipe.generation.pairs import FEWER_THAN_TWO, existing_pairs_in_chunks, generate_pairs
+from prefpipe.llm.usage import USAGE
 
 GenerationRunConfig = dagster_config(GenerationConfig, "GenerationRunConfig")
 """The run config of response_pairs: prefpipe.generation.config.GenerationConfig's fields."""
@@ -28,10 +29,11 @@ def made_a_pair(pairs) -> bool:
         "cache answered, and its price from the price table (cached calls cost nothing).",
     ),
     partitions_def=batches,
+    deps=["prompts"],  # read a chunk at a time (warehouse_reader), not loaded whole as an input: a million prompts' texts
 )
 @user_errors
 def response_pairs(
-    context: dg.AssetExecutionContext, config: GenerationRunConfig, prompts: pd.DataFrame, llm: LLMResource, warehouse_reader: WarehouseReader
+    context: dg.AssetExecutionContext, config: GenerationRunConfig, llm: LLMResource, warehouse_reader: WarehouseReader
 ):
     """Two responses per prompt, A and B. With `existing` (the default) they are the candidate
     responses given in prompts.jsonl, in the file's order, so imported labels line up; the other
@@ -43,15 +45,15 @@ def response_pairs(
     stored on every pair; `generation_calls` holds every model call with its tokens and price."""
     batch_id = context.partition_key
     cfg: GenerationConfig = from_run_config(config, GenerationConfig)
-    frame = drop_batch(prompts)
     if cfg.strategy == "existing":
-        result = generate_pairs(frame, cfg)
-        if not made_a_pair(result.pairs):
+        pairs, usage = existing_pairs_in_chunks(warehouse_reader.read_chunks("prompts", batch_id=batch_id), cfg), schemas.empty(USAGE)
+        if not made_a_pair(pairs):
             raise dg.Failure(
                 f"batch {batch_id!r}: no prompt in prompts.jsonl has two candidate responses (field 'responses'), so the "
                 "'existing' strategy has nothing to pair; add responses, or choose a generation strategy in the run config"
             )
     else:
+        frame = drop_batch(warehouse_reader.read_tables(("prompts",), batch_id=batch_id, text_in_arrow=True)["prompts"])
         scorer = None
         if cfg.strategy in ("best_of_n", "rejection_sampling") and cfg.scorer == "reward_model":
             model = history_reward_model(warehouse_reader, batch_id)
@@ -62,7 +64,7 @@ def response_pairs(
                 )
             scorer = model.score
         result = generate_pairs(frame, cfg, llm.get_client(), scorer=scorer)
-    pairs = result.pairs
+        pairs, usage = result.pairs, result.usage
     dropped = pairs[pairs["dropped"].fillna(False)]
     yield dg.Output(
         with_batch(pairs, schemas.RESPONSE_PAIRS, batch_id, table="response_pairs"),
@@ -74,7 +76,6 @@ def response_pairs(
             "drop_reasons": md_table(dropped.groupby("drop_reason").size().rename("pairs").reset_index()) if len(dropped) else "none",
         },
     )
-    usage = result.usage
     yield dg.Output(
         with_batch(usage, schemas.LLM_CALLS, batch_id, table="generation_calls"),
         output_name="generation_calls",

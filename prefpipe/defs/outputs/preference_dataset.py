@@ -68,15 +68,16 @@ def preference_frame(final_labels: pd.DataFrame, pairs: pd.DataFrame) -> pd.Data
     return schemas.conform(arrow_frame(rows), schemas.PREFERENCE_DATASET, name="preference_dataset")
 
 
-@dg.asset(**BATCH_ASSET, group_name="outputs", ins={"response_pairs": dg.AssetIn(metadata={"columns": ["batch_id", "pair_id", *TEXTS]})})
+@dg.asset(**BATCH_ASSET, group_name="outputs", deps=["response_pairs"])  # its texts read here, freed before the rows are written
 @user_errors
-def preference_dataset(context: dg.AssetExecutionContext, final_labels: pd.DataFrame, response_pairs: pd.DataFrame) -> pd.DataFrame:
+def preference_dataset(context: dg.AssetExecutionContext, final_labels: pd.DataFrame, warehouse_reader: WarehouseReader) -> pd.DataFrame:
     """The batch as training data in TRL's format: prompt, chosen, rejected, with a margin (label
     strength x confidence), where the label came from and its guideline version. Pairs whose final
     label is a tie carry no preference and are left out. Its blocking check must pass before
     `published_dataset` writes any file."""
     batch_id = context.partition_key
-    rows = preference_frame(final_labels, response_pairs)
+    rows = preference_frame(final_labels, warehouse_reader.read_tables(("response_pairs",), batch_id=batch_id, columns=("pair_id", *TEXTS),
+                                                                       text_in_arrow=True)["response_pairs"])
     context.add_output_metadata(
         {
             "rows": len(rows),
