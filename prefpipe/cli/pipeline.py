@@ -72,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
         with dg.execute_job(
             dg.reconstructable(pipeline_job), instance=instance, raise_on_error=False,
             tags={**process_tags(), "dagster/partition": batch_id},
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}, **judge_run_config(args.judge)},
         ) as result:
             if not result.success:
                 failed.append(batch_id)
@@ -80,6 +80,16 @@ def _run(args: argparse.Namespace) -> int:
                     print(f"  {step} failed: {message}", file=sys.stderr)
     _summary(wanted, failed, home)
     return 1 if failed else 0
+
+
+def judge_run_config(judge: str | None) -> dict:
+    """The run config `--judge` stands for: none asks no judge; a model is asked, beside imported verdicts."""
+    from prefpipe.core.batch_config import NO_JUDGE
+
+    if judge is None:
+        return {}
+    config = {"run_judge": "never"} if judge == NO_JUDGE else {"run_judge": "always", "judges": [{"model": judge}]}
+    return {"ops": {"ai_labels": {"config": config}}}
 
 
 def pipeline_job():
@@ -151,6 +161,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run the whole pipeline on batches (recorded in the Dagster instance)")
     run.add_argument("--batch", action="append", default=[], metavar="ID", help="batch id (repeatable), e.g. demo")
     run.add_argument("--all", action="store_true", help="every batch folder under data/batches/")
+    run.add_argument("--judge", metavar="MODEL", default=None,
+                     help="'none': no AI judge, every pair goes to people; a model name: ask that judge (as well as any imported "
+                          "verdicts); default: batch.json's `judge`, else the run config's")
     run.add_argument("--verbose", action="store_true", help="show Dagster's step-by-step log and tracebacks")
     run.set_defaults(handler=_run)
     ls = sub.add_parser("batches", help="list batch folders and whether they are open")

@@ -17,6 +17,8 @@ from prefpipe.core.jsonl import BOM, lone_surrogate
 from prefpipe.core.labels import SCALE
 
 CONFIG_FILE = "batch.json"
+NO_JUDGE = "none"
+"""batch.json `judge` (and `prefpipe run --judge`) that sends every pair to people."""
 
 Label = Literal[SCALE]  # type: ignore[valid-type]
 
@@ -34,6 +36,9 @@ class BatchConfig(BaseModel):
     """Judge name given to imported AI verdicts that do not name one."""
     imported_guideline_version: str = Field("imported", min_length=1)
     """Guideline version recorded on imported labels that do not carry their own."""
+    judge: Optional[str] = Field(None, min_length=1)
+    """"none": no AI judge, every pair goes to people; a model name: the judge asked for this batch's
+    pairs (instead of the run config's); unset: the run config's judges."""
     human_budget: Optional[int] = Field(None, ge=0)
     """Most human labels this batch may request; None means no limit."""
     description: str = ""

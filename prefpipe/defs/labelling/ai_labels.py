@@ -9,13 +9,16 @@ import pandas as pd
 import pydantic
 
 from prefpipe.core import schemas
+from prefpipe.core.batch_config import CONFIG_FILE, NO_JUDGE
 from prefpipe.core.ingest import AI_LABELS_FILE, import_ai_labels
 from prefpipe.defs.common import PAIR_IDS, WARN, batch_check, check_md, check_threshold, drop_batch, md_table, pair_texts, user_errors, with_batch, with_llm_calls
 from prefpipe.defs.partitions import batches
 from prefpipe.defs.resources import BatchFolders, GuidelinesFolder, LLMResource, WarehouseReader
 from prefpipe.defs.run_config import dagster_config, from_run_config
 from prefpipe.judge.judge import JudgeConfig, judge_pairs
+from prefpipe.errors import PrefpipeError
 from prefpipe.llm.batch_files import MAX_BYTES_PER_FILE, MAX_REQUESTS_PER_FILE, BatchLimits
+from prefpipe.llm.errors import LLMConfigError
 
 STALE_CHECK = "labels_under_current_versions"
 """The partitioned check on ai_labels that fails (WARN) for a stale batch."""
@@ -63,8 +66,9 @@ def ai_labels(
     position-inconsistent. Confidence comes from the verdict tokens' log-probabilities when the
     server returns them, else from the agreement of the two orders. An answer with no readable
     verdict is `unparsed` (never a tie) and goes to people. Verdicts of an external judge in the
-    batch folder (ai_labels.jsonl) are imported alongside. `judge_calls` holds every call with its
-    tokens and price; cached answers are never paid twice."""
+    batch folder (ai_labels.jsonl) are imported alongside. batch.json `"judge": "none"` asks no judge
+    (every pair goes to people); a model name there is the judge asked. `judge_calls` holds every
+    call with its tokens and price; cached answers are never paid twice."""
     batch_id = context.partition_key
     folder = batch_folders.folder(batch_id)
     pairs = drop_batch(response_pairs)  # ids and flags: the texts are read below only when a judge is asked
@@ -74,9 +78,13 @@ def ai_labels(
     imported_file = folder / AI_LABELS_FILE
     if imported_file.is_file():
         frames.append(import_ai_labels(imported_file, batch_folders.config(batch_id), guideline_version=guidelines.version, known_pairs=pairs["pair_id"]))
-    ask = config.run_judge == "always" or (config.run_judge == "auto" and not imported_file.is_file())
+    batch_judge = batch_folders.config(batch_id).judge
+    ask = batch_judge != NO_JUDGE and (config.run_judge == "always" or (config.run_judge == "auto" and not imported_file.is_file()))
     if ask and len(live):
         judge_set = from_run_config(config, JudgeSetRunConfig)
+        if batch_judge is not None:  # batch.json names the model: one judge of it, with the run config's other settings
+            judge_set = judge_set.model_copy(update={"judges": [judge_set.judges[0].model_copy(update={"model": batch_judge, "name": None})]})
+        require_endpoint(llm, batch_folders.folder(batch_id))
         live = pair_texts(warehouse_reader, batch_id, live)
         limits = BatchLimits(judge_set.batch_max_requests, judge_set.batch_max_bytes)
         result = judge_pairs(live, guidelines, judge_set.judges, llm.get_client(), batch_api=judge_set.batch_api, batch_limits=limits)
@@ -106,6 +114,19 @@ def ai_labels(
         output_name="judge_calls",
         metadata={"calls": len(usage), "cached": int(usage["cached"].fillna(False).sum()) if len(usage) else 0, "cost_usd": float(usage["cost_usd"].sum()) if len(usage) else 0.0},
     )
+
+
+def require_endpoint(llm: LLMResource, folder) -> None:
+    """Fail before any call, in one message with both ways on, when no judge can be reached: no
+    endpoint but OpenAI's, and no key for it."""
+    try:
+        llm.settings().resolved_api_key()
+    except LLMConfigError:
+        raise PrefpipeError(
+            "no judge endpoint: the pairs need an AI judge, and none is configured. Either point prefpipe at an "
+            "OpenAI-compatible server (set OPENAI_BASE_URL, and OPENAI_API_KEY if it needs one), or send every pair to people: "
+            f'put "judge": "none" in {folder / CONFIG_FILE} (or run `prefpipe run --batch {folder.name} --judge none`)'
+        ) from None
 
 
 def _rate(k: int, n: int) -> float:
