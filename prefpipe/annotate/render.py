@@ -12,19 +12,23 @@ queued, and serves the stored HTML. Past RENDER_MAX_CHARS a text is not parsed a
 escaped, as plain text, which bounds the work of queueing one text to well under a second.
 
 Queueing a million pairs renders about a million texts, at about 40 us each through markdown-it.
-Most are plain prose, so `safe_html_array` recognises in bulk the texts markdown-it would only split
-into paragraphs and escape (PLAIN_PARAGRAPHS), escapes and wraps those with Arrow's string kernels,
-byte for byte as markdown-it writes them (prefpipe_tests/annotate/test_render.py compares the two
-on generated texts), and sends only the rest through markdown-it, each distinct text once.
+Most are plain prose, so `stored_html_array` recognises in bulk (RE2, in Arrow) the texts markdown-it
+would only split into paragraphs and escape (PLAIN_PARAGRAPHS) and stores PARAGRAPHS_MARK for them
+instead of their HTML, which would be about as many bytes again as the text; the rest go through
+markdown-it, each distinct text once. `shown_html` turns what is stored back into the page's HTML:
+for the mark `paragraphs_html`, byte for byte what markdown-it writes for such a text
+(prefpipe_tests/annotate/test_render.py compares the two on generated texts), cheap at any length.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
 
@@ -75,28 +79,58 @@ strikethrough; one newline apart within a paragraph, two or more between paragra
 renders such a text as `<p>...</p>` per paragraph, with `"` escaped and the rest as written."""
 
 
-def safe_html_array(texts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """safe_html of each text (no nulls), in bulk: plain paragraphs escaped and wrapped by Arrow,
-    the rest through markdown-it, each distinct text once. Chunks stay chunks (no copy of the texts
-    to join them); give large_string past 2 GB of text."""
+PARAGRAPHS_MARK = "p"
+"""Stored in place of the HTML of a text that is only plain paragraphs. It is not HTML (what
+markdown-it and plain_html write is empty or begins with `<`), so it is never taken for a text's
+own HTML; a store that holds it is at schema version 4 (migrations.py), which older code refuses."""
+
+
+def paragraphs_html(text: str) -> str:
+    """markdown-it's HTML of a text that matches PLAIN_PARAGRAPHS: each paragraph in <p>, `"` escaped."""
+    body = text.strip("\n").replace('"', "&quot;")
+    return "<p>" + re.sub("\n\n+", "</p>\n<p>", body) + "</p>\n"
+
+
+def shown_html(text: str, stored: str | None) -> str:
+    """The HTML the page shows for a text and what the store holds for it (stored_html_array)."""
+    if stored is None:  # queued before HTML was stored (schema version 2)
+        return plain_html(text)
+    return paragraphs_html(text) if stored == PARAGRAPHS_MARK else stored
+
+
+def plain_paragraphs(texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Which texts (no nulls) are only plain paragraphs within RENDER_MAX_CHARS: Arrow's RE2, which
+    runs without the GIL, so the columns of a batch can be matched at once."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    plain = pc.and_(pc.match_substring_regex(texts, PLAIN_PARAGRAPHS), pc.less_equal(pc.utf8_length(texts), RENDER_MAX_CHARS))
+    return np.asarray(pc.fill_null(plain, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def stored_html_array(texts: pa.Array | pa.ChunkedArray, plain: np.ndarray | None = None) -> pa.Array:
+    """What the store keeps for each text's HTML: PARAGRAPHS_MARK for plain paragraphs (`plain`, from
+    plain_paragraphs when not given), else safe_html, each distinct text rendered once."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    plain = pc.fill_null(pc.and_(pc.match_substring_regex(texts, PLAIN_PARAGRAPHS),
-                                 pc.less_equal(pc.utf8_length(texts), RENDER_MAX_CHARS)), False)
-    plain = plain.combine_chunks() if isinstance(plain, pa.ChunkedArray) else plain  # a mask is one array
-    paragraphs = texts  # each rewrite copies every text: skipped when no text has a quote or a newline
-    if any(pc.any(pc.match_substring(texts, c)).as_py() for c in '"\n'):
-        paragraphs = pc.replace_substring_regex(pc.replace_substring(pc.utf8_trim(texts, "\n"), '"', "&quot;"), "\n\n+", "</p>\n<p>")
-    open_p, close_p, nothing = (pa.scalar(t, texts.type) for t in ("<p>", "</p>\n", ""))  # string or large_string, as given
-    wrapped = pc.binary_join_element_wise(open_p, paragraphs, close_p, nothing)
-    rest = np.flatnonzero(~plain.to_numpy(zero_copy_only=False))
+    rest = np.flatnonzero(~(plain_paragraphs(texts) if plain is None else plain))
+    stored = pa.repeat(pa.scalar(PARAGRAPHS_MARK, pa.large_string()), len(texts))
     if not len(rest):
-        return wrapped
+        return stored
     done: dict[str, str] = {}
     others = texts.take(pa.array(rest)).to_pylist()
     for text in others:
         if text not in done:
             done[text] = safe_html(text)
-    return pc.replace_with_mask(wrapped, pc.invert(plain), pa.array([done[t] for t in others], wrapped.type))
+    mask = np.zeros(len(texts), dtype=bool)
+    mask[rest] = True
+    return pc.replace_with_mask(stored, pa.array(mask), pa.array([done[t] for t in others], pa.large_string()))
+
+
+def stored_html(text: str) -> str:
+    """stored_html_array of one text."""
+    import pyarrow as pa
+
+    return stored_html_array(pa.array([text], pa.large_string()))[0].as_py()

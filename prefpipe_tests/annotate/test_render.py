@@ -128,16 +128,19 @@ def generated_texts(n: int, seed: int = 7) -> list[str]:
 
 def test_bulk_rendering_is_byte_for_byte_what_markdown_it_renders():
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     from prefpipe.annotate import render
 
     texts = generated_texts(6_000)
     expected = [render.safe_html(t) for t in texts]
     for kind in (pa.string(), pa.large_string()):
-        assert render.safe_html_array(pa.array(texts, kind)).to_pylist() == expected
-    bulk = pc.match_substring_regex(pa.array(texts), render.PLAIN_PARAGRAPHS)
-    assert 1_000 < pc.sum(bulk).as_py() < len(texts) - 1_000  # both paths are exercised
+        stored = render.stored_html_array(pa.array(texts, kind)).to_pylist()
+        assert [render.shown_html(t, s) for t, s in zip(texts, stored)] == expected
+    plain = render.plain_paragraphs(pa.array(texts))
+    assert 1_000 < plain.sum() < len(texts) - 1_000  # both paths are exercised
+    assert [render.paragraphs_html(t) for t, p in zip(texts, plain) if p] == [e for e, p in zip(expected, plain) if p]
+    assert set(stored[i] for i in plain.nonzero()[0]) == {render.PARAGRAPHS_MARK}
+    assert not any(e == render.PARAGRAPHS_MARK for e in expected)  # the mark is never a text's own HTML
 
 
 def test_bulk_rendering_escapes_hostile_html_and_honours_the_cap(monkeypatch):
@@ -147,5 +150,8 @@ def test_bulk_rendering_escapes_hostile_html_and_honours_the_cap(monkeypatch):
 
     monkeypatch.setattr(render, "RENDER_MAX_CHARS", 20)
     texts = [HOSTILE, "short plain text", "a plain text longer than twenty characters", "**not bold** <script>x</script> " * 2]
-    assert render.safe_html_array(pa.chunked_array([pa.array(texts[:2]), pa.array(texts[2:])])).to_pylist() == [render.safe_html(t) for t in texts]
-    assert render.safe_html_array(pa.array([], pa.string())).to_pylist() == []
+    stored = render.stored_html_array(pa.chunked_array([pa.array(texts[:2]), pa.array(texts[2:])])).to_pylist()
+    assert stored[1] == render.PARAGRAPHS_MARK and stored[2] == '<pre class="plain">a plain text longer than twenty characters</pre>'
+    assert [render.shown_html(t, s) for t, s in zip(texts, stored)] == [render.safe_html(t) for t in texts]
+    assert render.stored_html_array(pa.array([], pa.string())).to_pylist() == []
+    assert render.shown_html("<b>x</b>", None) == "<pre class=\"plain\">&lt;b&gt;x&lt;/b&gt;</pre>"  # stored before HTML was

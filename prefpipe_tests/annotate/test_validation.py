@@ -44,3 +44,23 @@ def test_string_dtype_rows_are_still_checked(store):
     with pytest.raises(FieldError, match=r"gold.label.*'g1'"):
         enqueue(store, "b1", pairs(1), gold=bad_gold)
     assert store.batch_status("b1")["items"] == 0
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t\n", "\u3000", "\x1c\x85", "\u2028 \u00a0"])
+def test_a_pair_id_python_would_strip_to_nothing_is_empty_whatever_the_dtype(store, blank):
+    for dtype in (object, "string[pyarrow]", "category"):
+        tasks = pairs(3).astype({"pair_id": dtype})
+        tasks["pair_id"] = tasks["pair_id"].astype(object).where(tasks.index != 2, blank).astype(dtype)
+        with pytest.raises(FieldError, match=r"tasks.pair_id.*row 2: empty"):
+            enqueue(store, "b1", tasks)
+    assert enqueue(store, "b1", pairs(1).assign(pair_id="\u200b"))["inserted"] == 1  # a zero-width space is not whitespace to Python
+
+
+@pytest.mark.parametrize("bad", [7, None, float("nan"), b"bytes"])
+def test_a_value_that_is_not_text_is_named_by_column_and_row(store, bad):
+    for dtype in (object, "category"):
+        tasks = pairs(4)
+        tasks["response_a"] = pd.Series(["x", "y", bad, "z"], dtype=object).astype(dtype)
+        with pytest.raises(FieldError, match=r"tasks.response_a.*row 2: .* is not text"):
+            enqueue(store, "b1", tasks)
+    assert store.batch_status("b1")["items"] == 0

@@ -22,12 +22,19 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 TOKEN_TTL_S = 30 * 24 * 3600.0
 """How long an annotator's token works after it is issued (or after a store is upgraded to v3)."""
 
-STEPS: dict[int, Callable[[sa.Connection, float], None]] = {}
-"""Migrations after version 3, by the version they bring the store to (none yet)."""
+
+def _v4_paragraphs_mark(conn: sa.Connection, now: float) -> None:
+    """Version 4 may store render.PARAGRAPHS_MARK in place of a text's HTML. Nothing stored before
+    changes (its HTML stays as it was); the new version makes older code refuse the store rather
+    than show the mark."""
+
+
+STEPS: dict[int, Callable[[sa.Connection, float], None]] = {4: _v4_paragraphs_mark}
+"""Migrations after version 3, by the version they bring the store to."""
 
 _ADDED_COLUMNS = {  # by schema version 2 and 3, added in place to an older SQLite file
     "items": (("gold_version", "TEXT"), ("gold_checked_by", "TEXT"), ("gold_checked_at", "REAL"),

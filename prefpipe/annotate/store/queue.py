@@ -1,17 +1,20 @@
 """Loading a batch's tasks and gold pairs into the queue, and how far a batch's queue has come.
 
-Built for batches of a million pairs: the texts are rendered in bulk (render.safe_html_array), new
-items are written with executemany in chunks inside the one write transaction, and a rerun tells a
-stored item's texts from the incoming ones by its content key and the order of its two responses,
-so the stored texts are not read back and only what changed is rendered or written. What is left
-is SQLite's own work: inserting and then checkpointing each item's texts and HTML (about 2 KB).
+Built for batches of a million pairs. The texts stay in Arrow from the frame to the insert
+(validation.py checks them in bulk). A text that is only plain paragraphs is stored with
+render.PARAGRAPHS_MARK instead of its HTML, which halves what the database writes and checkpoints.
+New items are written a chunk at a time inside the one write transaction (executemany on SQLite,
+COPY on PostgreSQL), their texts made Python values and hashed into content keys a chunk at a time.
+A rerun tells a stored item's texts from the incoming ones by its content key and the order of its
+two responses, so the stored texts are not read back and only what changed is rendered or written.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
@@ -20,9 +23,10 @@ import sqlalchemy as sa
 
 from prefpipe.annotate import assignment as asg
 from prefpipe.annotate.errors import FieldError
-from prefpipe.annotate.render import safe_html, safe_html_array
+from prefpipe.annotate.render import plain_paragraphs, stored_html, stored_html_array
 from prefpipe.annotate.store.schema import StoreBase
-from prefpipe.annotate.store.validation import _check_rubric, _prepare_gold, _prepare_tasks
+from prefpipe.annotate.store.validation import TEXTS, _check_rubric, _prepare_gold, _prepare_tasks
+from prefpipe.annotate.store.values import content_keys
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,9 +34,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 GOLD_SCOPES = ("batch", "global")
-_TEXTS = ("prompt", "response_a", "response_b")
 INSERT_CHUNK_ROWS = 20_000
-"""New items written per executemany: bounds the Python copies of their texts and HTML."""
+"""New items written at a time: bounds the Python copies of their texts."""
 BULK_CACHE_KIB = 64 * 1024
 """SQLite's page cache while a big batch is inserted (the default is 2 MiB): its indexes' pages stay
 in memory instead of being spilled to the WAL and read back, a fifth less time; then back as it was."""
@@ -70,9 +73,10 @@ class QueueMixin(StoreBase):
         while nobody has been served it (else its old text is kept and counted in `text_kept`).
         `gold_scope` "batch" serves the gold only beside this batch's tasks, "global" beside any
         batch's. Each new or changed text is rendered to HTML here, once, outside the write lock
-        (render.py). Everything is validated before anything is written.
+        (render.stored_html_array). Everything is validated before anything is written.
         """
         import pandas as pd
+        import pyarrow as pa
 
         if not isinstance(batch_id, str) or not batch_id.strip():
             raise FieldError("batch_id", "must be a non-empty string")
@@ -88,17 +92,20 @@ class QueueMixin(StoreBase):
         lo, hi = int(dimension_scale[0]), int(dimension_scale[1])
         if lo >= hi:
             raise FieldError("dimension_scale", f"{dimension_scale!r} must be (low, high) with low < high")
-        frames = [_prepare_tasks(_python_text(tasks), int(per_item), int(expert_per_item))]
+        prepared = [_prepare_tasks(tasks, int(per_item), int(expert_per_item))]
         if gold is not None:
-            frames.append(_prepare_gold(_python_text(gold)))
-        incoming = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)  # empty ones carry no dtype
-        texts = _arrow_texts([tasks] if gold is None else [tasks, gold])  # row for row incoming's: validation keeps every row, in order
-        keys = incoming.drop(columns=list(_TEXTS)).assign(a_first=_a_first(texts["response_a"], texts["response_b"]))
+            prepared.append(_prepare_gold(gold))
+        incoming = pd.concat([rows for rows, _ in prepared if len(rows)] or [prepared[0][0]], ignore_index=True)  # empty ones carry no dtype
+        texts = {col: pa.chunked_array([c for _, t in prepared for c in t[col].chunks], pa.large_string()) for col in TEXTS}
+        incoming["a_first"] = _a_first(texts["response_a"], texts["response_b"])
+        keys = _Keys(texts)
         with self._read() as conn:
-            planned = _Plan(keys, _existing(conn, batch_id), gold_scope)
+            looked = _writes_seen(conn)
+            planned = _Plan(incoming, _existing(conn, batch_id), gold_scope, keys)
         html = _Html(texts, planned)
         now = self._clock()
         with self._write() as conn:
+            unchanged = looked is not None and _writes_seen(conn) == looked
             conn.execute(  # on PostgreSQL this locks the batch's row: a second enqueue of it waits for this one
                 sa.text("""INSERT INTO batches (batch_id, guideline_version, rubric, dimension_scale, updated_at)
                    VALUES (:batch, :version, :rubric, :scale, :now)
@@ -107,9 +114,9 @@ class QueueMixin(StoreBase):
                      updated_at = excluded.updated_at"""),
                 {"batch": batch_id, "version": guideline_version, "rubric": rubric_json, "scale": json.dumps([lo, hi]), "now": now},
             )
-            plan = _Plan(keys, _existing(conn, batch_id), gold_scope)
-            _insert_new(conn, batch_id, plan, incoming, html, guideline_version=guideline_version, gold_scope=gold_scope, now=now)
-            _update_touched(conn, plan, incoming, html, guideline_version=guideline_version, gold_scope=gold_scope)
+            plan = planned if unchanged else _Plan(incoming, _existing(conn, batch_id), gold_scope, keys)
+            _insert_new(conn, batch_id, plan, texts, html, guideline_version=guideline_version, gold_scope=gold_scope, now=now)
+            _update_touched(conn, plan, texts, html, guideline_version=guideline_version, gold_scope=gold_scope)
         return plan.counts()
 
     def batch_status(self, batch_id: str) -> dict[str, int]:
@@ -132,30 +139,6 @@ class QueueMixin(StoreBase):
         }
 
 
-def _python_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with its Arrow-backed text columns as Python objects: validation looks at every
-    value in Python, which is many times faster over numpy's object arrays than over Arrow's."""
-    import pandas as pd
-
-    arrow = [c for c in (*_TEXTS, "pair_id", "route", "label") if c in frame.columns
-             and isinstance(frame[c].dtype, (pd.StringDtype, pd.ArrowDtype)) and getattr(frame[c].dtype, "storage", "pyarrow") != "python"]
-    return frame.astype({c: object for c in arrow}) if arrow else frame
-
-
-def _arrow_texts(frames: list[pd.DataFrame]) -> dict[str, pa.ChunkedArray]:
-    """The validated frames' texts, one after the other, in Arrow: taken as they are (no copy) when
-    they are Arrow-backed, converted once when Python objects; large_string, so no size limit."""
-    import pyarrow as pa
-
-    def chunks(values: pd.Series) -> list[pa.Array]:
-        if not len(values):  # an empty frame's columns may be of any dtype
-            return []
-        array = pa.array(values, pa.large_string())
-        return array.chunks if isinstance(array, pa.ChunkedArray) else [array]
-
-    return {col: pa.chunked_array([c for f in frames for c in chunks(f[col])], pa.large_string()) for col in _TEXTS}
-
-
 def _a_first(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
     """1 where response_a sorts before response_b, by code point (as the stored texts are compared)."""
     import pyarrow.compute as pc
@@ -167,21 +150,36 @@ def _existing(conn: sa.Connection, batch_id: str) -> pd.DataFrame:
     """The batch's stored items, to merge what is being loaded with. Not their texts: their content
     key (a 128-bit hash of the prompt and both responses, in either order) and whether response_a
     sorts first equal the incoming pair's when, and but for a hash collision only when, the texts are
-    the same. Texts are read only where HTML is missing."""
+    the same. Texts are read only where HTML is missing. Read through the driver's cursor: plain
+    tuples, a rerun of a million pairs reads that many rows."""
     import pandas as pd
 
     code_points = ' COLLATE "C"' if conn.dialect.name == "postgresql" else ""  # SQLite's BINARY already is
-    rows = conn.execute(sa.text(
-        f"""SELECT id, pair_id, queue, route, priority, labels_wanted, gold_label, gold_scope, content_key,
-                  CASE WHEN response_a{code_points} < response_b{code_points} THEN 1 ELSE 0 END,
-                  prompt_html IS NULL,
-                  CASE WHEN prompt_html IS NULL THEN prompt END, CASE WHEN prompt_html IS NULL THEN response_a END,
-                  CASE WHEN prompt_html IS NULL THEN response_b END,
-                  EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = items.id) AS served
-           FROM items WHERE batch_id = :batch"""), {"batch": batch_id}).all()
-    return pd.DataFrame([tuple(row) for row in rows], columns=[
-        "id", "pair_id", "queue", "route", "priority", "labels_wanted", "gold_label", "scope_old", "content_key", "a_first",
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute(
+            f"""SELECT id, pair_id, queue, route, priority, labels_wanted, gold_label, gold_scope, content_key,
+                      CASE WHEN response_a{code_points} < response_b{code_points} THEN 1 ELSE 0 END,
+                      prompt_html IS NULL,
+                      CASE WHEN prompt_html IS NULL THEN prompt END, CASE WHEN prompt_html IS NULL THEN response_a END,
+                      CASE WHEN prompt_html IS NULL THEN response_b END,
+                      EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = items.id) AS served
+               FROM items WHERE batch_id = {_placeholder(conn)}""", (batch_id,))
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    return pd.DataFrame(rows, columns=[
+        "id", "pair_id", "queue", "route", "priority", "labels_wanted", "gold_label", "scope_old", "content_key_old", "a_first",
         "needs_html", "prompt_old", "response_a_old", "response_b_old", "served"])
+
+
+def _writes_seen(conn: sa.Connection) -> tuple[int, int] | None:
+    """What changes when anyone writes the SQLite store: its data_version (other connections'
+    commits) and this connection's total_changes. Equal at both looks, the items read at the first
+    are still the items (a million-pair rerun reads them once); None on PostgreSQL, read twice."""
+    if conn.dialect.name != "sqlite":
+        return None
+    return int(conn.exec_driver_sql("PRAGMA data_version").scalar_one()), conn.connection.driver_connection.total_changes
 
 
 def _placeholder(conn: sa.Connection) -> str:
@@ -194,17 +192,44 @@ def _none(value: object) -> object:
     return None if value is None or value != value else value
 
 
+class _Keys:
+    """The incoming pairs' content keys, made when first asked for: the plan asks only for those of
+    pairs already stored, and a new pair's is made while it is inserted, from the texts it is bound
+    with; so a new batch's texts become Python objects once, a chunk at a time."""
+
+    def __init__(self, texts: dict[str, pa.ChunkedArray]) -> None:
+        import numpy as np
+
+        self.texts = texts
+        self.known = np.full(len(texts["prompt"]), None, dtype=object)
+
+    def of(self, rows: np.ndarray) -> np.ndarray:
+        import pandas as pd
+        import pyarrow as pa
+
+        todo = rows[pd.isna(self.known[rows])]
+        if len(todo):
+            index = pa.array(todo, pa.int64())
+            self.known[todo] = content_keys(*(self.texts[col].take(index).to_pylist() for col in TEXTS))
+        return self.known[rows]
+
+
 class _Plan:
     """What loading the incoming rows over the stored items does: insert the new ones; update those
     whose route, priority, labels wanted, gold key or (while unserved) text changed; fill in the
     HTML of items stored without it; leave the rest alone. It is made from the incoming rows but
-    their texts (`keys`, with a_first), and `merged` is row for row the incoming frame."""
+    their texts (with a_first); `old` is the incoming rows already stored, indexed by their position
+    among the incoming rows, with the stored values beside them."""
 
-    def __init__(self, keys: pd.DataFrame, existing: pd.DataFrame, gold_scope: str) -> None:
-        merged = keys.merge(existing, on=["pair_id", "queue"], how="left", suffixes=("", "_old"), indicator=True)
-        self.merged = merged
-        self.new = merged["_merge"].eq("left_only").to_numpy()
-        old = merged[~self.new]
+    def __init__(self, incoming: pd.DataFrame, existing: pd.DataFrame, gold_scope: str, keys: _Keys) -> None:
+        import numpy as np
+
+        self.incoming = incoming
+        self.is_gold = incoming["queue"].to_numpy() == asg.GOLD_QUEUE
+        old = _stored(incoming, existing)
+        self.new = np.ones(len(incoming), dtype=bool)
+        self.new[old.index.to_numpy()] = False
+        old = old.assign(content_key=keys.of(old.index.to_numpy()))
         self.old = old
         self.text_changed = old["content_key"].ne(old["content_key_old"]) | old["a_first"].ne(old["a_first_old"].astype("int64"))
         self.needs_html = old["needs_html"].astype(bool)
@@ -224,19 +249,20 @@ class _Plan:
         """Rows whose incoming texts may be stored with their HTML: new, changed or stored without HTML."""
         import numpy as np
 
-        old = self.old.index[(self.text_changed | self.needs_html).to_numpy()].to_numpy()
-        return np.union1d(np.flatnonzero(self.new), old)
+        rows = self.new.copy()
+        rows[self.old.index[(self.text_changed | self.needs_html).to_numpy()].to_numpy()] = True
+        return np.flatnonzero(rows)
 
     def kept_texts_without_html(self) -> set[str]:
         """Stored texts that may be kept (their pair changed) and have no HTML yet."""
         rows = self.old[(self.text_changed & self.needs_html).to_numpy()]
-        return {t for col in _TEXTS for t in rows[f"{col}_old"]}
+        return {t for col in TEXTS for t in rows[f"{col}_old"]}
 
     def counts(self) -> dict[str, int]:
         import numpy as np
 
-        is_gold = self.merged["queue"].eq(asg.GOLD_QUEUE).to_numpy()
-        changed = np.zeros(len(self.merged), dtype=bool)
+        is_gold = self.is_gold
+        changed = np.zeros(len(self.incoming), dtype=bool)
         changed[self.old.index[self.changed.to_numpy()].to_numpy()] = True
         return {
             "inserted": int((~is_gold & self.new).sum()),
@@ -248,10 +274,19 @@ class _Plan:
         }
 
 
+def _stored(incoming: pd.DataFrame, existing: pd.DataFrame) -> pd.DataFrame:
+    """The incoming rows already stored (matched on pair and queue, in incoming order, indexed by
+    incoming position) beside their stored columns, suffixed _old where both have one."""
+    left = incoming if len(existing) else incoming.iloc[:0]  # nothing stored yet: no key to hash
+    joined = left.rename_axis("row").reset_index().merge(existing, on=["pair_id", "queue"], how="inner", suffixes=("", "_old"))
+    return joined.set_index("row")
+
+
 class _Html:
-    """HTML rendered before the write transaction, so the store is never locked while markdown
-    renders: of the incoming texts the plan may store (row for row), and of the stored texts it may
-    keep without HTML. What a change by another process meanwhile makes needed is rendered when asked."""
+    """What the store keeps for each text's HTML (render.stored_html_array), made before the write
+    transaction, so the store is never locked while markdown renders: of the incoming texts the plan
+    may store (row for row), and of the stored texts it may keep without HTML. What a change by
+    another process meanwhile makes needed is made when asked."""
 
     def __init__(self, texts: dict[str, pa.ChunkedArray], plan: _Plan) -> None:
         import numpy as np
@@ -259,34 +294,36 @@ class _Html:
 
         self.texts = texts
         self.rows = plan.needs_incoming_html()
-        everything = len(self.rows) == len(plan.merged)  # a new batch: no copy of its texts to render them
-        self.slot = np.full(len(plan.merged), -1, dtype=np.int64)
+        everything = len(self.rows) == len(plan.incoming)  # a new batch: no copy of its texts to render them
+        self.slot = np.full(len(plan.incoming), -1, dtype=np.int64)
         self.slot[self.rows] = np.arange(len(self.rows))
-        self.rendered = {col: safe_html_array(texts[col] if everything else texts[col].take(pa.array(self.rows, pa.int64())))
-                         for col in _TEXTS}
-        self.kept = {t: safe_html(t) for t in plan.kept_texts_without_html()}
+        picked = [texts[col] if everything else texts[col].take(pa.array(self.rows, pa.int64())) for col in TEXTS]
+        with ThreadPoolExecutor(len(TEXTS)) as pool:  # Arrow matches each column's pattern without the GIL
+            plain = list(pool.map(plain_paragraphs, picked))
+        self.stored = {col: stored_html_array(t, p) for col, t, p in zip(TEXTS, picked, plain)}
+        self.kept = {t: stored_html(t) for t in plan.kept_texts_without_html()}
 
-    def incoming(self, rows: np.ndarray) -> dict[str, pa.Array | pa.ChunkedArray]:
-        """The HTML of each text of these incoming rows."""
+    def incoming(self, rows: np.ndarray) -> dict[str, pa.Array]:
+        """What is stored for the HTML of each text of these incoming rows."""
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
 
         if np.array_equal(rows, self.rows):
-            return dict(self.rendered)
+            return dict(self.stored)
         slots = self.slot[rows]
         missing = slots < 0
         out = {}
-        for col, html in self.rendered.items():
-            found = html.take(pa.array(slots.clip(0), pa.int64())) if len(html) else pa.nulls(len(rows), pa.large_string())
+        for col, stored in self.stored.items():
+            found = stored.take(pa.array(slots.clip(0), pa.int64())) if len(stored) else pa.nulls(len(rows), pa.large_string())
             if missing.any():
-                late = safe_html_array(self.texts[col].take(pa.array(rows[missing], pa.int64()))).combine_chunks()
+                late = stored_html_array(self.texts[col].take(pa.array(rows[missing], pa.int64())))
                 found = pc.replace_with_mask(found, pa.array(missing), late)
             out[col] = found
         return out
 
     def kept_text(self, text: str) -> str:
-        return self.kept[text] if text in self.kept else safe_html(text)
+        return self.kept[text] if text in self.kept else stored_html(text)
 
 
 def _shuffle_keys(n: int) -> np.ndarray:
@@ -296,32 +333,51 @@ def _shuffle_keys(n: int) -> np.ndarray:
     return np.frombuffer(secrets.token_bytes(8 * n), dtype=np.uint64) >> np.uint64(1)
 
 
-def _insert_new(conn: sa.Connection, batch_id: str, plan: _Plan, incoming: pd.DataFrame, html: _Html, *, guideline_version: str,
-                gold_scope: str, now: float) -> None:
+def _insert_new(conn: sa.Connection, batch_id: str, plan: _Plan, texts: dict[str, pa.ChunkedArray], html: _Html, *,
+                guideline_version: str, gold_scope: str, now: float) -> None:
     """INSERT the plan's new items, in incoming order (their ids follow it), INSERT_CHUNK_ROWS at a time."""
     import numpy as np
+    import pyarrow as pa
 
     rows = np.flatnonzero(plan.new)
     if not len(rows):
         return
-    everything = len(rows) == len(incoming)
-    new = plan.merged if everything else plan.merged.iloc[rows]
-    texts = incoming if everything else incoming.iloc[rows]
-    rendered = html.incoming(rows)
-    is_gold = new["queue"].eq(asg.GOLD_QUEUE).to_numpy()
+    everything = len(rows) == len(plan.incoming)
+    new = plan.incoming if everything else plan.incoming.iloc[rows]
+    is_gold = plan.is_gold[rows]
     gold_label = new["gold_label"].astype(object)
     columns: dict[str, Any] = {
-        "batch_id": batch_id, **{col: new[col] for col in ("pair_id", "queue", "route", "content_key")}, **{col: texts[col] for col in _TEXTS},
-        **{f"{col}_html": rendered[col] for col in _TEXTS},
+        "batch_id": batch_id, **{col: new[col] for col in ("pair_id", "queue", "route")},
+        **{f"{col}_html": stored for col, stored in html.incoming(rows).items()},
         "priority": new["priority"].astype(float), "shuffle_key": _shuffle_keys(len(new)), "labels_wanted": new["labels_wanted"].astype(int),
         "gold_label": gold_label.where(gold_label.notna(), None), "gold_scope": np.where(is_gold, gold_scope, None),
         "gold_version": np.where(is_gold, guideline_version, None), "enqueued_at": now,
     }
-    sql = f"INSERT INTO items ({', '.join(_ITEM_COLUMNS)}) VALUES ({', '.join([_placeholder(conn)] * len(_ITEM_COLUMNS))})"
-    with _bulk_cache(conn, len(new)):
-        for start in range(0, len(new), INSERT_CHUNK_ROWS):
-            stop = min(start + INSERT_CHUNK_ROWS, len(new))
-            conn.exec_driver_sql(sql, list(zip(*(_values(columns[name], start, stop) for name in _ITEM_COLUMNS))))
+
+    def chunk(start: int, stop: int) -> list[tuple]:
+        """Rows start:stop of the new items as the driver binds them, with their content keys."""
+        values = {col: (texts[col].slice(start, stop - start) if everything else texts[col].take(pa.array(rows[start:stop])))
+                  .to_pylist() for col in TEXTS}
+        values["content_key"] = content_keys(*(values[col] for col in TEXTS))
+        return list(zip(*(values[name] if name in values else _values(columns[name], start, stop) for name in _ITEM_COLUMNS)))
+
+    chunks = (chunk(start, min(start + INSERT_CHUNK_ROWS, len(rows))) for start in range(0, len(rows), INSERT_CHUNK_ROWS))
+    if conn.dialect.name == "postgresql":
+        _copy_rows(conn, chunks)
+        return
+    sql = f"INSERT INTO items ({', '.join(_ITEM_COLUMNS)}) VALUES ({', '.join(['?'] * len(_ITEM_COLUMNS))})"
+    with _bulk_cache(conn, len(rows)):
+        for values in chunks:
+            conn.exec_driver_sql(sql, values)
+
+
+def _copy_rows(conn: sa.Connection, chunks: Iterable[list[tuple]]) -> None:
+    """PostgreSQL's bulk load, COPY, through psycopg on the transaction's own connection."""
+    with conn.connection.driver_connection.cursor() as cursor, \
+            cursor.copy(f"COPY items ({', '.join(_ITEM_COLUMNS)}) FROM STDIN") as copy:
+        for values in chunks:
+            for row in values:
+                copy.write_row(row)
 
 
 @contextmanager
@@ -353,31 +409,33 @@ def _values(column: Any, start: int, stop: int) -> Any:
     return repeat(column, stop - start)
 
 
-def _update_touched(conn: sa.Connection, plan: _Plan, incoming: pd.DataFrame, html: _Html, *, guideline_version: str,
+def _update_touched(conn: sa.Connection, plan: _Plan, texts: dict[str, pa.ChunkedArray], html: _Html, *, guideline_version: str,
                     gold_scope: str) -> None:
     """UPDATE the stored items the plan changes or fills in HTML for; a kept text stays as stored."""
     import numpy as np
+    import pyarrow as pa
 
     touched = plan.touched
     if touched.empty:
         return
-    new_texts = incoming.loc[touched.index, list(_TEXTS)]
+    index = pa.array(touched.index.to_numpy(), pa.int64())
+    new_texts = zip(*(texts[col].take(index).to_pylist() for col in TEXTS))
     take = plan.take_text[touched.index].to_numpy()
     needs_html = plan.needs_html[touched.index].to_numpy()
     same_text = ~plan.text_changed[touched.index].to_numpy()
     as_incoming = take | (needs_html & same_text)  # stored with the HTML of the incoming texts
-    rendered = html.incoming(touched.index.to_numpy()[as_incoming])
+    stored = html.incoming(touched.index.to_numpy()[as_incoming])
     slot = np.cumsum(as_incoming) - 1
-    incoming_html = {col: rendered[col].to_pylist() for col in _TEXTS}
+    incoming_html = {col: stored[col].to_pylist() for col in TEXTS}
     updates = []
-    for i, (r, (prompt, a, b)) in enumerate(zip(touched.itertuples(index=False), new_texts.itertuples(index=False))):
-        texts = {"prompt": prompt, "a": a, "b": b, "key": r.content_key} if take[i] else dict.fromkeys(("prompt", "a", "b", "key"))
+    for i, (r, (prompt, a, b)) in enumerate(zip(touched.itertuples(index=False), new_texts)):
+        given = {"prompt": prompt, "a": a, "b": b, "key": r.content_key} if take[i] else dict.fromkeys(("prompt", "a", "b", "key"))
         if as_incoming[i]:
-            shown = {col: incoming_html[col][slot[i]] for col in _TEXTS}
+            shown = {col: incoming_html[col][slot[i]] for col in TEXTS}
         else:  # a kept text: its HTML stays, or is made from the stored text
-            shown = {col: html.kept_text(getattr(r, f"{col}_old")) if needs_html[i] else None for col in _TEXTS}
+            shown = {col: html.kept_text(getattr(r, f"{col}_old")) if needs_html[i] else None for col in TEXTS}
         updates.append(dict(route=r.route, priority=float(r.priority), wanted=int(r.labels_wanted), gold=_none(r.gold_label),
-                            version=guideline_version, scope=gold_scope, **texts, prompt_html=shown["prompt"],
+                            version=guideline_version, scope=gold_scope, **given, prompt_html=shown["prompt"],
                             a_html=shown["response_a"], b_html=shown["response_b"], id=int(r.id)))
     conn.execute(sa.text("""UPDATE items SET route = :route, priority = :priority, labels_wanted = :wanted,
          gold_version = CASE WHEN queue = 'gold' AND gold_label IS DISTINCT FROM :gold THEN :version ELSE gold_version END,

@@ -19,7 +19,7 @@ from prefpipe.annotate.errors import (
     TaskNotFound,
 )
 from prefpipe.annotate.gold import flag_reason, is_correct, is_gold_turn
-from prefpipe.annotate.render import plain_html
+from prefpipe.annotate.render import shown_html
 from prefpipe.annotate.store.annotators import FLAG_SHOWN, LABELLING_ROLES, Annotator
 from prefpipe.annotate.store.schema import StoreBase
 from prefpipe.annotate.tokens import new_task_id
@@ -39,7 +39,8 @@ class Task:
     rubric: list[dict[str, Any]]
     guideline_version: str
     rendered: dict[str, str] = field(default_factory=dict, compare=False)
-    """Safe HTML of prompt, response_a and response_b (in this order of A and B), stored when queued."""
+    """Safe HTML of prompt, response_a and response_b (in this order of A and B), from what was stored
+    when queued (render.shown_html)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -223,8 +224,7 @@ def _load_task(conn: sa.Connection, assignment_id: int) -> Task:
            WHERE a.id = :id"""), {"id": assignment_id}).one()
     lo, hi = json.loads(scale)
     shown = [{**dim, "scale": [lo, hi]} for dim in json.loads(rubric)]
-    texts = [(t, h if h is not None else plain_html(t))  # None: queued before HTML was stored
-             for t, h in ((prompt, prompt_html), (a, a_html), (b, b_html))]
+    texts = [(t, shown_html(t, stored)) for t, stored in ((prompt, prompt_html), (a, a_html), (b, b_html))]
     first, left, right = (texts[0], texts[2], texts[1]) if swapped else texts
     rendered = {"prompt": first[1], "response_a": left[1], "response_b": right[1]}
     return Task(task_id, first[0], left[0], right[0], shown, version, rendered)
