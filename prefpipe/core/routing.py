@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prefpipe.core import labels as lab
+from prefpipe.core import pair_codes as pc_
 from prefpipe.core import schemas
 from prefpipe.errors import PrefpipeError
 
@@ -84,7 +84,11 @@ class RoutingConfig:
             raise RoutingError(f"budget_strategy {self.budget_strategy!r} is not one of {', '.join(BUDGET_STRATEGIES)}")
 
 
-def unique_pairs(df: pd.DataFrame, name: str) -> None:
+def unique_pairs(df: pd.DataFrame, name: str, *, codes: np.ndarray | None = None, ids: pa.Array | None = None) -> None:
+    """Raise RoutingError naming a few pair ids that appear more than once. The check runs on the
+    ids' codes from prefpipe.core.pair_codes.encode when given, else on their Arrow text."""
+    if pc_.all_distinct(codes) if codes is not None else pc_.distinct(pc_.id_array(df["pair_id"]) if ids is None else ids):
+        return
     dup = df["pair_id"].duplicated(keep=False)
     if dup.any():
         ids = df.loc[dup, "pair_id"].astype(str).unique()
@@ -94,7 +98,7 @@ def unique_pairs(df: pd.DataFrame, name: str) -> None:
         )
 
 
-def spot_check_sample(pair_ids: pd.Series, rate: float, seed: int) -> np.ndarray:
+def spot_check_sample(pair_ids: pd.Series | pa.Array | np.ndarray, rate: float, seed: int) -> np.ndarray:
     """Boolean mask choosing round(rate * n) of the pairs (at least one when rate > 0), by a keyed
     hash of the pair id: the same seed picks the same pairs whatever the row order."""
     n = len(pair_ids)
@@ -102,10 +106,38 @@ def spot_check_sample(pair_ids: pd.Series, rate: float, seed: int) -> np.ndarray
         return np.zeros(n, dtype=bool)
     k = min(n, max(1, int(round(rate * n))))
     key = f"prefpipe{seed:08d}"[-16:].rjust(16, "0")
-    h = pd.util.hash_pandas_object(pd.Series(pair_ids, dtype="object").astype(str), index=False, hash_key=key).to_numpy()
+    if isinstance(pair_ids, (pa.Array, pa.ChunkedArray)):
+        text = pair_ids.to_numpy(zero_copy_only=False)
+    else:
+        text = pd.Series(pair_ids, dtype="object").astype(str).to_numpy()
+    # the hash pandas' hash_pandas_object gives a Series of these str (categorize only saves work on repeats)
+    h = pd.util.hash_array(np.asarray(text, dtype=object), hash_key=key, categorize=False)
     mask = np.zeros(n, dtype=bool)
     mask[np.argsort(h, kind="stable")[:k]] = True
     return mask
+
+
+_STATUS_CODES: Final = {status: code for code, status in enumerate(AI_STATUSES)}
+_REASONS: Final[tuple[str, ...]] = (NO_AI_LABEL, FAILED, UNPARSED, INCONSISTENT, NO_LABEL, NO_CONFIDENCE, LOW_CONFIDENCE, CONFIDENT, SPOT_CHECK)
+_ROUTE_OF_REASON: Final[tuple[str, ...]] = ("human",) * 7 + ("accepted", "spot_check")
+
+
+def _checked_status(ai_labels: pd.DataFrame) -> pa.Array:
+    """ai_labels.status as Arrow text, every value one of AI_STATUSES (RoutingError naming the
+    first one that is not)."""
+    status = pc_.text_array(ai_labels["status"])
+    if pc.all(pc.fill_null(pc.is_in(status, value_set=pa.array(AI_STATUSES, pa.large_string())), False)).as_py() or len(status) == 0:
+        return status
+    objects = ai_labels["status"].astype("object")
+    bad = ~objects.isin(AI_STATUSES)
+    raise RoutingError(
+        f"ai_labels.status: {objects[bad].iloc[0]!r} (pair {ai_labels['pair_id'][bad].iloc[0]}) is not one of "
+        f"{', '.join(AI_STATUSES)}"
+    )
+
+
+def _live_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+    return pairs[~pairs["dropped"].fillna(False).astype(bool).to_numpy()] if "dropped" in pairs.columns else pairs
 
 
 def route_pairs(
@@ -122,66 +154,64 @@ def route_pairs(
     texts let diversity/hybrid selection spend a human budget.
     The human budget (config.human_budget) is not spent here: prefpipe.learning.budget.route_pairs
     applies these rules and then lets active learning choose what people see.
+    Pair ids are matched as integer codes (prefpipe.core.pair_codes), text stays in Arrow.
     """
     schemas.require_columns(ai_labels, ("pair_id", "label", "status", "confidence"), "ai_labels")
-    unique_pairs(ai_labels, "ai_labels")
-    status = ai_labels["status"].astype("object")
-    bad = ~status.isin(AI_STATUSES)
-    if bad.any():
-        raise RoutingError(
-            f"ai_labels.status: {status[bad].iloc[0]!r} (pair {ai_labels['pair_id'][bad].iloc[0]}) is not one of "
-            f"{', '.join(AI_STATUSES)}"
-        )
-    lab.to_codes(ai_labels["label"], field="ai_labels.label")
-    frame = pd.DataFrame(
-        {
-            "pair_id": ai_labels["pair_id"].astype(str).to_numpy(),
-            "ai_label": ai_labels["label"].astype("object").where(ai_labels["label"].notna(), None).to_numpy(),
-            "ai_confidence": pd.to_numeric(ai_labels["confidence"], errors="raise").astype("float64").to_numpy(),
-            "ai_status": status.to_numpy(),
-        }
-    )
+    ids = pc_.id_array(ai_labels["pair_id"])
+    live = live_ids = None
     if pairs is not None:
         schemas.require_columns(pairs, ("pair_id",), "pairs")
-        live = pairs[~pairs["dropped"].fillna(False).astype(bool)] if "dropped" in pairs.columns else pairs
-        unique_pairs(live, "pairs")
-        live_ids = live["pair_id"].astype(str)
-        unknown = ~frame["pair_id"].isin(live_ids.to_numpy())
+        live = _live_pairs(pairs)
+        live_ids = pc_.id_array(live["pair_id"])
+    same = live_ids is not None and ids.equals(live_ids)  # the usual case: the judge saw the pairs in their order
+    codes, live_codes = pc_.encode(ids, live_ids) if live_ids is not None and not same else (None, None)
+    unique_pairs(ai_labels, "ai_labels", codes=codes, ids=ids)
+    status = _checked_status(ai_labels)
+    pc_.check_labels(ai_labels["label"], field="ai_labels.label")
+    label = pc_.text_array(ai_labels["label"])
+    confidence = pd.to_numeric(ai_labels["confidence"], errors="raise").astype("float64").to_numpy()
+    if live is not None:
+        if not same:
+            unique_pairs(live, "pairs", codes=live_codes)
+        at = np.arange(len(ids)) if same else pc_.positions(live_codes, codes)
+        unknown = at < 0
         if unknown.any():
             raise RoutingError(
                 f"ai_labels: {int(unknown.sum())} pair_id(s) are not among the (undropped) pairs, "
-                f"e.g. {', '.join(frame.loc[unknown, 'pair_id'].head(5))}"
+                f"e.g. {', '.join(ids.take(pa.array(np.flatnonzero(unknown)[:5])).to_pylist())}"
             )
-        missing = live_ids[~live_ids.isin(frame["pair_id"].to_numpy())]
-        if len(missing):
-            extra = pd.DataFrame(
-                {"pair_id": missing.to_numpy(), "ai_label": None, "ai_confidence": np.nan, "ai_status": None}
-            )
-            frame = pd.concat([frame, extra], ignore_index=True)
+        labelled = np.zeros(len(live_ids), dtype=bool)
+        labelled[at] = True
+        missing = pa.array(~labelled)
+        n_missing = len(live_ids) - int(labelled.sum())
+        if n_missing:
+            ids = pa.concat_arrays([ids, live_ids.filter(missing)])
+            label = pa.concat_arrays([label, pa.nulls(n_missing, pa.large_string())])
+            status = pa.concat_arrays([status, pa.nulls(n_missing, pa.large_string())])
+            confidence = np.concatenate([confidence, np.full(n_missing, np.nan)])
 
-    has_label = frame["ai_label"].notna().to_numpy()
-    conf = frame["ai_confidence"].to_numpy()
-    no_ai = frame["ai_status"].isna().to_numpy()
-    st = frame["ai_status"].fillna("").astype(str).to_numpy()
-    consistent_ok = (st == "ok") | ((not config.require_consistent) & (st == "inconsistent") & has_label)
-    conditions = [
-        no_ai,
-        st == "failed",
-        st == "unparsed",
-        (st == "inconsistent") & ~consistent_ok,
-        ~has_label,
-        np.isnan(conf),
-        conf < config.accept_confidence,
-    ]
-    reasons = [NO_AI_LABEL, FAILED, UNPARSED, INCONSISTENT, NO_LABEL, NO_CONFIDENCE, LOW_CONFIDENCE]
-    reason = np.select(conditions, reasons, default=CONFIDENT).astype(object)
-    route = np.where(reason == CONFIDENT, "accepted", "human").astype(object)
+    has_label = pc.is_valid(label).to_numpy(zero_copy_only=False)
+    st = pc.fill_null(pc.index_in(status, value_set=pa.array(AI_STATUSES, pa.large_string())), -1).to_numpy(zero_copy_only=False)
+    ok, unparsed, inconsistent, failed = (st == _STATUS_CODES[s] for s in AI_STATUSES)
+    consistent_ok = ok | ((not config.require_consistent) & inconsistent & has_label)
+    conditions = [st < 0, failed, unparsed, inconsistent & ~consistent_ok, ~has_label, np.isnan(confidence), confidence < config.accept_confidence]
+    reason = np.select(conditions, list(range(len(conditions))), default=_REASONS.index(CONFIDENT)).astype(np.int8)
 
-    accepted = np.flatnonzero(route == "accepted")
-    spot = accepted[spot_check_sample(frame["pair_id"].iloc[accepted], config.spot_check_rate, config.seed)]
-    route[spot], reason[spot] = "spot_check", SPOT_CHECK
+    accepted = np.flatnonzero(reason == _REASONS.index(CONFIDENT))
+    spot = accepted[spot_check_sample(ids.take(pa.array(accepted)), config.spot_check_rate, config.seed)]
+    reason[spot] = _REASONS.index(SPOT_CHECK)
 
-    frame["route"], frame["reason"] = route, reason
+    reason_codes = pa.array(reason)
+    frame = pd.DataFrame(
+        {
+            "pair_id": pc_.text_series(ids),
+            "route": pc_.text_series(pa.array(_ROUTE_OF_REASON, pa.large_string()).take(reason_codes)),
+            "reason": pc_.text_series(pa.array(_REASONS, pa.large_string()).take(reason_codes)),
+            "ai_label": pc_.text_series(label),
+            "ai_confidence": confidence,
+            "ai_status": pc_.text_series(status),
+        }
+    )
     return schemas.conform(frame, schemas.ROUTING, name="routing")
 
 

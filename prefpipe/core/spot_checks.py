@@ -6,38 +6,59 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from prefpipe.core import labels as lab
-from prefpipe.core import schemas
+from prefpipe.core import pair_codes, schemas
 from prefpipe.core.routing import SPOT_CHECK, SPOT_CHECK_DISAGREES
 
-def _people_direction(human_annotations: pd.DataFrame) -> pd.DataFrame:
-    """Per pair: the majority direction of the annotators' (non-expert, non-gold) labels, or
-    "split" when no direction has a strict majority, and how many labels it rests on."""
+_DIRECTIONS: tuple[str, ...] = ("=", "A", "B")
+_DIRECTION_OF_CODE = np.array([_DIRECTIONS.index(lab.DIRECTION[label]) for label in lab.SCALE])
+"""Label code 0..4 -> index into _DIRECTIONS (a strict majority has one winner, whatever the order)."""
+
+
+def _people_direction(human_annotations: pd.DataFrame, pair_ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair of `pair_ids`: the majority direction of the annotators' (non-expert, non-gold)
+    labels, or "split" when no direction has a strict majority, and how many labels it rests on
+    (0: nobody labelled it). Every kept label is checked against the scale; a million annotations
+    are narrowed to the asked pairs in Arrow (a small hash set) and counted on integer codes, where
+    a pandas groupby over every pair's ids took seconds."""
     schemas.require_columns(human_annotations, ("pair_id", "label"), "human_annotations")
-    h = human_annotations[human_annotations["label"].notna()]
-    if "role" in h.columns:
-        h = h[h["role"].fillna("annotator") != "expert"]
-    if "is_gold" in h.columns:
-        h = h[~h["is_gold"].fillna(False).astype(bool)]
-    lab.to_codes(h["label"], field="human_annotations.label")
-    d = pd.DataFrame({"pair_id": h["pair_id"].astype(str).to_numpy(), "dir": lab.direction(h["label"]).to_numpy()})
-    counts = d.groupby(["pair_id", "dir"]).size().unstack(fill_value=0)
+    keep = human_annotations["label"].notna().to_numpy(dtype=bool)
+    if "role" in human_annotations.columns:
+        keep &= (human_annotations["role"].fillna("annotator") != "expert").to_numpy(dtype=bool, na_value=False)
+    if "is_gold" in human_annotations.columns:
+        keep &= ~human_annotations["is_gold"].fillna(False).astype(bool).to_numpy(dtype=bool)
+    h = human_annotations[keep]
+    pair_codes.check_labels(h["label"], field="human_annotations.label")
+    ids = pair_codes.id_array(h["pair_id"])
+    among = pc.is_in(ids, value_set=pair_ids).to_numpy(zero_copy_only=False)
+    h, ids = h[among], ids.filter(pa.array(among))
+    asked, codes = pair_codes.encode(pair_ids, ids)
+    n_asked = int(asked.max(initial=-1)) + 1  # codes below it are the asked pairs' (they were encoded first)
+    ours = (codes >= 0) & (codes < n_asked)
+    direction = _DIRECTION_OF_CODE[pair_codes.label_codes(pair_codes.text_array(h["label"]))[ours]]
+    k = len(_DIRECTIONS)
+    counts = np.bincount(codes[ours] * k + direction, minlength=n_asked * k).reshape(n_asked, k)[asked]
     n = counts.sum(axis=1)
-    top = counts.max(axis=1)
-    winner = counts.idxmax(axis=1).where(top * 2 > n, "split")
-    return pd.DataFrame({"people": winner, "n_people": n}).reset_index()
+    choice = np.where(counts.max(axis=1) * 2 > n, counts.argmax(axis=1), k)
+    return np.asarray(_DIRECTIONS + ("split",), dtype=object)[choice], n
 
 
 def _spot_check_comparison(routing: pd.DataFrame, human_annotations: pd.DataFrame) -> pd.DataFrame:
     schemas.require_columns(routing, tuple(schemas.ROUTING), "routing")
     # a spot check the people disagreed with was escalated (route "expert"): it is still in the sample
-    escalated = routing["reason"].astype("string").str.startswith(SPOT_CHECK_DISAGREES).fillna(False)
-    spots = routing[(routing["reason"] == SPOT_CHECK) | (routing["route"] == "spot_check") | escalated].copy()
-    spots["pair_id"] = spots["pair_id"].astype(str)
-    people = _people_direction(human_annotations)
-    merged = spots.merge(people, on="pair_id", how="inner")
+    reason, route = pair_codes.text_array(routing["reason"]), pair_codes.text_array(routing["route"])
+    sampled = pc.or_kleene(pc.or_kleene(pc.equal(reason, SPOT_CHECK), pc.equal(route, "spot_check")), pc.starts_with(reason, SPOT_CHECK_DISAGREES))
+    spots = routing[pc.fill_null(sampled, False).to_numpy(zero_copy_only=False)].reset_index(drop=True)
+    ids = pair_codes.id_array(spots["pair_id"])
+    people, n_people = _people_direction(human_annotations, ids)
+    labelled = n_people > 0  # the spot checks people labelled (an inner join with their directions)
+    merged = spots.assign(pair_id=pair_codes.text_series(ids))[labelled].reset_index(drop=True)
+    merged["people"], merged["n_people"] = people[labelled], n_people[labelled]
     merged["ai_dir"] = lab.direction(merged["ai_label"].astype("object")).to_numpy()
     merged["disagrees"] = merged["people"] != merged["ai_dir"]
     return merged
@@ -51,12 +72,13 @@ def escalate_spot_checks(routing: pd.DataFrame, human_annotations: pd.DataFrame)
     are split with no majority. A>>B against A>B is agreement: strength is not worth an expert.
     """
     merged = _spot_check_comparison(routing, human_annotations)
-    out = merged[merged["disagrees"]].copy()
-    out["route"] = "expert"
-    out["reason"] = [
+    out = merged[merged["disagrees"].to_numpy(dtype=bool)].copy()
+    reasons = [
         f"{SPOT_CHECK_DISAGREES}: AI {a} ({d}) vs people {p} ({n} label(s))"
         for a, d, p, n in zip(out["ai_label"], out["ai_dir"], out["people"], out["n_people"], strict=True)
     ]
+    out["route"] = pair_codes.text_series(pair_codes.constant("expert", len(out)), out.index)
+    out["reason"] = pair_codes.text_series(pa.array(reasons, pa.large_string()), out.index)
     return schemas.conform(out, schemas.ROUTING, name="expert_queue")
 
 

@@ -139,22 +139,40 @@ WAREHOUSE_COLUMNS = {
     "cost_report": "batch_id, section, item, unit_usd",
 }
 
+OWN_ROWS = {
+    "ai_labels": "judge_prompt_version IS DISTINCT FROM $external",
+    "human_annotations": "NOT coalesce(starts_with(source, 'import:'), false)",
+}
+"""The rows own_labels keeps, as SQL: a batch of a million imported verdicts and labels reads none."""
+
 
 def read_warehouse(database: str | Path | None = None, *, batch_id: str | None = None) -> dict:
-    """What the view needs, in one short read-only connection: the label tables' version columns,
-    the cost ledger, and final labels per batch ({"final_label_counts": {batch: n}})."""
+    """What the view needs, in one short read-only connection: the label rows a rerun can redo
+    (own_labels' rows, chosen in the warehouse), the batches with any label rows
+    ({"label_batches": [...]}), the cost ledger, and final labels per batch ({"final_label_counts":
+    {batch: n}})."""
+    from prefpipe.core.ingest import EXTERNAL_PROMPT_VERSION
     from prefpipe.core.settings import WAREHOUSE_SCHEMA
     from prefpipe.core.warehouse import present_tables, read_only
 
-    out: dict = {"final_label_counts": {}}
+    out: dict = {"final_label_counts": {}, "label_batches": []}
     with read_only(database) as con:
         if con is None:
             return out
         present = present_tables(con)
-        where, params = ("WHERE batch_id = ?", [batch_id]) if batch_id is not None else ("", [])
+        where = "WHERE batch_id = $batch" if batch_id is not None else "WHERE true"
+        params = {"batch": batch_id} if batch_id is not None else {}
+        batches: set[str] = set()
         for table, columns in WAREHOUSE_COLUMNS.items():
-            if table in present:
-                out[table] = con.execute(f"SELECT {columns} FROM {WAREHOUSE_SCHEMA}.{table} {where}", params).df()
+            if table not in present:
+                continue
+            own = f" AND {OWN_ROWS[table]}" if table in OWN_ROWS else ""
+            extra = {"external": EXTERNAL_PROMPT_VERSION} if table == "ai_labels" else {}
+            out[table] = con.execute(f"SELECT {columns} FROM {WAREHOUSE_SCHEMA}.{table} {where}{own}", {**params, **extra}).df()
+            if table in OWN_ROWS:
+                rows = con.execute(f"SELECT DISTINCT batch_id FROM {WAREHOUSE_SCHEMA}.{table} {where} AND batch_id IS NOT NULL", params).fetchall()
+                batches |= {str(row[0]) for row in rows}
+        out["label_batches"] = sorted(batches)
         if "final_labels" in present:
             rows = con.execute(f"SELECT batch_id, count(*) FROM {WAREHOUSE_SCHEMA}.final_labels {where} GROUP BY batch_id", params).fetchall()
             out["final_label_counts"] = {str(b): int(n) for b, n in rows}
@@ -163,7 +181,7 @@ def read_warehouse(database: str | Path | None = None, *, batch_id: str | None =
 
 def warehouse_batches(tables: Mapping) -> list[str]:
     """Batches with label rows or final labels in the warehouse."""
-    found = set(tables.get("final_label_counts", {}))
+    found = set(tables.get("final_label_counts", {})) | set(tables.get("label_batches", []))
     for name in ("ai_labels", "human_annotations"):
         if name in tables:
             found |= set(tables[name]["batch_id"].dropna().astype(str))

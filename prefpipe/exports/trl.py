@@ -213,18 +213,32 @@ def write_jsonl(table: pa.Table, path: Path) -> None:
 
 
 def json_lines(batch: pa.RecordBatch) -> pa.Array:
-    """Each row of a batch of text and float64 columns as a JSON object and a newline."""
+    """Each row of a batch of text and float64 columns as a JSON object and a newline. The keys,
+    and the quotes around text that is never null, are literals of one element-wise join: each
+    column's text is copied once, into the lines."""
     parts: list[pa.Array | str] = []
     for i, field in enumerate(batch.schema):
         column = batch.column(i)
-        parts += [("{" if i == 0 else ", ") + json.dumps(field.name, ensure_ascii=False) + ": ",
-                  _json_float(column) if pa.types.is_floating(field.type) else _json_text(column)]
-    return pc.binary_join_element_wise(*parts, "}\n", "")
+        parts.append(("{" if i == 0 else ", ") + json.dumps(field.name, ensure_ascii=False) + ": ")
+        if pa.types.is_floating(field.type):
+            parts.append(_json_float(column))
+        elif (text := _escaped(column)).null_count == 0:
+            parts += ['"', text, '"']
+        else:
+            parts.append(pc.fill_null(pc.binary_join_element_wise('"', text, '"', ""), "null"))
+    parts.append("}\n")
+    merged: list[pa.Array | str] = []
+    for part in parts:  # neighbouring literals as one
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        else:
+            merged.append(part)
+    return pc.binary_join_element_wise(*merged, "")
 
 
-def _json_text(column: pa.Array) -> pa.Array:
-    """A JSON string per value (null for a missing one), escaped as json.dumps(ensure_ascii=False):
-    backslash, quote and the control characters; everything else stays as it is."""
+def _escaped(column: pa.Array) -> pa.Array:
+    """The text escaped as json.dumps(ensure_ascii=False) escapes it, without the quotes (null
+    stays null): backslash, quote and the control characters; everything else stays as it is."""
     if column.type != pa.string():
         column = column.cast(pa.string())
     text = column
@@ -232,16 +246,28 @@ def _json_text(column: pa.Array) -> pa.Array:
     for char, escape in _JSON_ESCAPES.items():
         if char in present:
             text = pc.replace_substring(text, char, escape)
-    return pc.fill_null(pc.binary_join_element_wise('"', text, '"', ""), "null")
+    return text
+
+
+_SCAN_BLOCK = 1 << 20
+"""Bytes scanned at a time: the masks of a block stay in the cache, where whole-column masks did not."""
 
 
 def _escaped_in(column: pa.Array) -> set[str]:
-    """The characters of the text that JSON escapes, found in its UTF-8 bytes at once (they are all
+    """The characters of the text that JSON escapes, found in its UTF-8 bytes (they are all
     ASCII, and no byte of a longer character is below 0x80): a replace runs only for those."""
     if len(column) == 0:
         return set()
     data = np.frombuffer(_text_bytes(column), dtype=np.uint8)
-    return {chr(c) for c in np.unique(data[(data < 0x20) | (data == 0x22) | (data == 0x5C)]).tolist()}
+    found: set[int] = set()
+    for start in range(0, len(data), _SCAN_BLOCK):
+        block = data[start:start + _SCAN_BLOCK]
+        hits = block < 0x20
+        hits |= block == 0x22
+        hits |= block == 0x5C
+        if hits.any():
+            found.update(np.unique(block[hits]).tolist())
+    return {chr(c) for c in found}
 
 
 def _json_float(column: pa.Array) -> pa.Array:

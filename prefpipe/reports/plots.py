@@ -13,13 +13,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from prefpipe.core.labels import SCALE
-from prefpipe.exports.common import arrow_column
 
 INK = "#1f2933"
 MUTED = "#7b8794"
@@ -191,20 +188,32 @@ def cost_by_route(
     """Cost per routing decision: route, n_pairs, ai_usd (judge cost of those pairs), human_usd
     (their human labels x human_unit_usd; NaN when the unit cost is unknown), total_usd, usd_per_pair.
 
-    Pairs are matched by their first row in routing (Arrow's index_in), not by a pandas groupby and
-    map over a million pair ids; a pair's judge costs are still summed in pandas, in row order."""
-    keys = arrow_column(routing["pair_id"], pa.string()).combine_chunks()
-    first = _positions(routing["pair_id"], keys)
+    Pairs are matched by their first row in routing, as integer codes from one Arrow hash pass
+    over every table's ids (prefpipe.core.pair_codes), not by a pandas groupby and map over a
+    million pair ids; a pair's judge costs are still summed in pandas, in row order."""
+    from prefpipe.core import pair_codes
+
+    cost = pd.Series(ai_labels["cost_usd"].to_numpy(dtype="float64", na_value=np.nan)) if not ai_labels.empty else pd.Series(dtype="float64")
+    priced = not np.isnan(cost.to_numpy()).all()  # imported verdicts carry no cost: every pair's AI cost is then NaN
+    frames = {name: f for name, f, use in (("ai", ai_labels, priced), ("human", human_annotations, not human_annotations.empty)) if use}
+    keys, *codes = pair_codes.encode(*(pair_codes.text_array(f["pair_id"]) for f in (routing, *frames.values())))
+    at = dict(zip(frames, codes, strict=True))
+    first = pair_codes.positions(keys, keys)
     ai_usd = np.full(len(routing), np.nan)
-    if not ai_labels.empty:
-        cost = pd.Series(ai_labels["cost_usd"].to_numpy(dtype="float64", na_value=np.nan))
-        sums = cost.groupby(_positions(ai_labels["pair_id"], keys)).sum(min_count=1)
-        ai_usd = sums.reindex(first).to_numpy(dtype="float64")
+    if priced:
+        rows = pair_codes.positions(keys, at["ai"])
+        mine = rows >= 0
+        if pair_codes.all_distinct(rows[mine]):  # a verdict a pair: its sum is its cost (+ 0.0, as a sum makes -0.0 0.0)
+            sums = np.full(len(routing) + 1, np.nan)
+            sums[rows[mine]] = cost.to_numpy()[mine] + 0.0
+            ai_usd = sums[first]  # first is -1 (the NaN slot) for an id routing cannot match
+        else:
+            ai_usd = cost[mine].groupby(rows[mine]).sum(min_count=1).reindex(first).to_numpy(dtype="float64")
     n_human = np.zeros(len(routing))
     if not human_annotations.empty:
-        at = _positions(human_annotations["pair_id"], keys)[human_annotations["label"].notna().to_numpy()]
-        counts = np.bincount(at[~np.isnan(at)].astype(np.int64), minlength=len(routing)).astype("float64")
-        n_human = np.where(np.isnan(first), 0.0, counts[np.nan_to_num(first).astype(np.int64)])
+        rows = pair_codes.positions(keys, at["human"])[human_annotations["label"].notna().to_numpy()]
+        counts = np.bincount(rows[rows >= 0], minlength=len(routing)).astype("float64")
+        n_human = np.where(first < 0, 0.0, counts[np.maximum(first, 0)]) if len(routing) else n_human
     df = pd.DataFrame({"route": routing["route"].reset_index(drop=True), "ai_usd": ai_usd, "n_human": n_human})
     g = df.groupby("route", sort=True)
     unit = np.nan if human_unit_usd is None else float(human_unit_usd)
@@ -220,12 +229,6 @@ def cost_by_route(
     out["total_usd"] = out["ai_usd"] + out["human_usd"]
     out["usd_per_pair"] = out["total_usd"] / out["n_pairs"]
     return out
-
-
-def _positions(pair_ids: pd.Series, keys: pa.Array) -> np.ndarray:
-    """The row of `keys` where each pair id first stands, NaN where it does not (a missing id included)."""
-    found = pc.index_in(arrow_column(pair_ids, pa.string()), value_set=keys, skip_nulls=True)
-    return pc.fill_null(found.cast(pa.float64()), np.nan).to_numpy()
 
 
 def cost_per_route_plot(costs: pd.DataFrame) -> bytes:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
@@ -332,3 +333,51 @@ def test_budget_with_a_reward_model_spends_people_where_the_model_is_unsure():
     hybrid = budget.route_pairs(ai, rt.RoutingConfig(spot_check_rate=0.0, human_budget=8, budget_strategy="hybrid"),
                             pairs=pairs, reward_model=model)
     assert rt.route_counts(hybrid)["human"] == 8
+
+
+# ---------------------------------------------------------------------------------------------- text in Arrow
+
+
+def _arrow_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame as the warehouse loader gives it: text in Arrow (pandas string[pyarrow])."""
+    return frame.astype({c: "string[pyarrow]" for c in frame.columns if frame[c].dtype == object})
+
+
+def test_routing_and_spot_checks_are_the_same_whatever_the_text_is_held_in():
+    ai = ai_frame([(f"p{i}", ["A>B", "B>>A", None][i % 3], ["ok", "ok", "unparsed"][i % 3], [0.9, 0.6, None][i % 3]) for i in range(300)])
+    pairs = pd.DataFrame({"pair_id": [f"p{i}" for i in range(299, -1, -1)] + ["extra", "gone"], "dropped": [False] * 301 + [True]})
+    cfg = rt.RoutingConfig(spot_check_rate=0.2, seed=3)
+    objects = budget.route_pairs(ai, cfg, pairs=pairs)
+    arrow = budget.route_pairs(_arrow_text(ai), cfg, pairs=_arrow_text(pairs))
+    pd.testing.assert_frame_equal(arrow.astype(object), objects.astype(object))
+    assert objects.loc[objects["pair_id"] == "extra", "reason"].tolist() == [rt.NO_AI_LABEL] and "gone" not in set(objects["pair_id"])
+    # the same pairs go to people as when the ids come in the pairs' own order
+    same_order = budget.route_pairs(ai, cfg, pairs=pairs.iloc[::-1].iloc[2:].reset_index(drop=True))
+    assert set(same_order.loc[same_order["route"] == "spot_check", "pair_id"]) == set(objects.loc[objects["route"] == "spot_check", "pair_id"])
+    spots = objects.loc[objects["route"] == "spot_check", "pair_id"].tolist()
+    people = pd.DataFrame([annotation(p, "B>A" if i % 4 == 0 else "A>B", annotator=f"a{j}") for i, p in enumerate(spots) for j in range(2)])
+    for f in (sc.escalate_spot_checks, sc.spot_check_disagreement):
+        a, b = f(objects, people), f(_arrow_text(objects), _arrow_text(people))
+        if isinstance(a, pd.DataFrame):
+            pd.testing.assert_frame_equal(a.astype(object), b.astype(object))
+            assert len(a) == sum(1 for i in range(len(spots)) if i % 4 == 0)  # people said B where the AI said A
+        else:
+            assert a == b and a.n_checked == len(spots)
+
+
+def test_spot_check_sample_is_the_same_for_arrow_ids():
+    ids = [f"b-{i}:0" for i in range(500)]
+    assert (rt.spot_check_sample(pd.Series(ids), 0.1, 4) == rt.spot_check_sample(pa.array(ids, pa.large_string()), 0.1, 4)).all()
+
+
+def test_final_label_versions_join_in_code_point_order_whatever_came_first():
+    routing = pd.DataFrame({"pair_id": ["a", "b", "c"], "route": ["human"] * 3, "reason": "x", "ai_label": None,
+                            "ai_confidence": np.nan, "ai_status": "ok"})
+    human_final = pd.DataFrame({"pair_id": ["c", "a", "b"], "label": ["A>B"] * 3, "confidence": 1.0, "n_labels": 3, "method": "majority"})
+    versions = {"a": ["v3", "v1", "v2", "v1"], "b": ["v2"], "c": ["Z", None, "é", "v10"]}
+    people = pd.DataFrame([annotation(p, "A>B", annotator=f"a{i}", version=v) for p, vs in versions.items() for i, v in enumerate(vs)])
+    no_experts = pd.DataFrame(columns=["pair_id", "label", "role"])
+    for frames in ((routing, human_final, people), tuple(_arrow_text(f) for f in (routing, human_final, people))):
+        got = fl.combine_final_labels(frames[0], None, frames[1], no_experts, human_annotations=frames[2]).set_index("pair_id")
+        assert got["guideline_version"].to_dict() == {"a": "v1+v2+v3", "b": "v2", "c": "Z+v10+é"}
+        assert got.index.tolist() == ["a", "b", "c"]  # routing's order

@@ -108,10 +108,12 @@ def _arrow_text(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype({c: pd.StringDtype("pyarrow") for c in frame.columns if str(frame[c].dtype) in ("string", "object")})
 
 
-def test_jsonl_is_what_json_dumps_writes(tmp_path, monkeypatch):
+@pytest.mark.parametrize("scan_block", [1 << 20, 5])
+def test_jsonl_is_what_json_dumps_writes(tmp_path, monkeypatch, scan_block):
     import prefpipe.exports.trl as trl
 
     monkeypatch.setattr(trl, "JSONL_CHUNK_ROWS", 7)  # several chunks, each with its own escapes
+    monkeypatch.setattr(trl, "_SCAN_BLOCK", scan_block)  # escapes found in any block of the text, the last one short
     rows = _tricky_rows(60)
     frame = to_trl(rows)
     paths = write_trl(trl_table(rows), tmp_path)

@@ -94,6 +94,24 @@ def test_lengths_are_read_from_the_warehouse(tmp_path):
     assert warehouse_response_lengths(tmp_path / "none.duckdb", "b1").empty
 
 
+def test_the_card_joined_in_the_warehouse_is_the_card(tmp_path, shared_data):
+    """published_dataset's card: the responses measured and joined to the verdicts in DuckDB."""
+    import duckdb
+
+    from prefpipe.reports.judge_card import warehouse_judge_report_card
+
+    f = pandalm_frames(shared_data)
+    db = tmp_path / "w.duckdb"
+    pairs = f["response_pairs"].assign(batch_id="b1")[["batch_id", "pair_id", "response_a", "response_b"]]
+    with duckdb.connect(str(db)) as con:
+        con.register("pairs", pd.concat([pairs, pairs.assign(batch_id="b2", response_a="")]))
+        con.execute("CREATE TABLE response_pairs AS SELECT * FROM pairs")
+    want = judge_report_card(f["ai_labels"], f["final_labels"], f["response_pairs"])
+    pd.testing.assert_frame_equal(warehouse_judge_report_card(db, "b1", f["ai_labels"], f["final_labels"]), want, check_exact=True)
+    nowhere = warehouse_judge_report_card(tmp_path / "none.duckdb", "b1", f["ai_labels"], f["final_labels"])
+    assert nowhere["n_labels"].tolist() == want["n_labels"].tolist() and nowhere["longer_preference"].isna().all()
+
+
 def test_a_repeated_pair_is_refused():
     pairs = _pairs(2, [True, False])
     final = pd.DataFrame({"pair_id": ["p0", "p0"], "label": ["A>B", "B>A"], "source": ["human", "human"]})
@@ -102,3 +120,56 @@ def test_a_repeated_pair_is_refused():
         judge_report_card(ai, final, pairs)
     with pytest.raises(ValueError, match="repeated in the final labels or the pairs"):
         judge_report_card(ai, final.head(1), pd.concat([pairs, pairs.head(1)]))
+
+
+def _reference_card(ai: pd.DataFrame, final: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """The card's rates counted row by row in Python, as the definitions in the module say."""
+    from prefpipe.core.labels import DIRECTION
+
+    d = lambda label: DIRECTION.get(label) if isinstance(label, str) else None  # noqa: E731
+    human = {p: lab for p, lab, s in zip(final["pair_id"], final["label"], final["source"])
+             if isinstance(lab, str) and isinstance(s, str) and s.split(":")[0] in ("human", "expert")}
+    length = {p: (len(a or ""), len(b or "")) for p, a, b in zip(pairs["pair_id"], pairs["response_a"], pairs["response_b"])}
+    out = {}
+    for row in ai.to_dict("records"):
+        if not isinstance(row["judge"], str):
+            continue
+        c = out.setdefault(row["judge"], dict.fromkeys(("n", "cmp", "agree", "nt", "agree_nt", "exact", "both", "flips", "nf", "first", "nl", "longer", "nhl", "hl", "unparsed", "inconsistent"), 0))
+        d_ai, h = d(row["label"]), human.get(row["pair_id"])
+        d_h, d_ab, d_ba = d(h), d(row["label_ab"]), d(row["label_ba"])
+        la, lb = length.get(row["pair_id"], (None, None))
+        longer = None if la is None or la == lb else ("A" if la > lb else "B")
+        c["n"] += 1
+        if d_ai and d_h:
+            c["cmp"] += 1; c["agree"] += d_ai == d_h; c["exact"] += row["label"] == h  # noqa: E702
+            if "=" not in (d_ai, d_h):
+                c["nt"] += 1; c["agree_nt"] += d_ai == d_h  # noqa: E702
+        if d_ab and d_ba:
+            c["both"] += 1; c["flips"] += d_ab != d_ba  # noqa: E702
+        c["nf"] += (d_ab in ("A", "B")) + (d_ba in ("A", "B")); c["first"] += (d_ab == "A") + (d_ba == "B")  # noqa: E702
+        if d_ai in ("A", "B") and longer:
+            c["nl"] += 1; c["longer"] += d_ai == longer  # noqa: E702
+        if d_h in ("A", "B") and longer and d_ai:
+            c["nhl"] += 1; c["hl"] += d_h == longer  # noqa: E702
+        c["unparsed"] += row["status"] in ("unparsed", "failed"); c["inconsistent"] += row["status"] == "inconsistent"  # noqa: E702
+    rate = lambda hits, of: hits / of if of else np.nan  # noqa: E731
+    return pd.DataFrame([{"judge": j, "n_labels": c["n"], "n_compared": c["cmp"], "agreement_with_ties": rate(c["agree"], c["cmp"]),
+                          "agreement_without_ties": rate(c["agree_nt"], c["nt"]), "exact_agreement": rate(c["exact"], c["cmp"]),
+                          "flip_rate": rate(c["flips"], c["both"]), "first_slot_preference": rate(c["first"], c["nf"]),
+                          "longer_preference": rate(c["longer"], c["nl"]), "human_longer_preference": rate(c["hl"], c["nhl"]),
+                          "unparsed_rate": rate(c["unparsed"], c["n"]), "inconsistent_rate": rate(c["inconsistent"], c["n"])}
+                         for j, c in sorted(out.items())])
+
+
+def test_counts_made_on_label_codes_are_the_definitions_row_by_row():
+    rng = np.random.default_rng(5)
+    labels = ["A>>B", "A>B", "A=B", "B>A", "B>>A", None, "off-scale"]
+    n = 400
+    pairs = pd.DataFrame({"pair_id": [f"p{i}" for i in range(n)], "response_a": rng.choice(["x", "yy", "", None], n), "response_b": rng.choice(["x", "yy", "zzz"], n)})
+    ai = pd.DataFrame({"pair_id": pairs["pair_id"], "judge": rng.choice(["j1", "j2", "é", None], n), "label": rng.choice(labels, n),
+                       "label_ab": rng.choice(labels, n), "label_ba": rng.choice(labels, n),
+                       "status": rng.choice(["ok", "unparsed", "failed", "inconsistent", None], n), "cost_usd": np.nan})
+    final = pd.DataFrame({"pair_id": pairs["pair_id"], "label": rng.choice(labels[:6], n), "source": rng.choice(["human:majority", "expert", "ai", None], n)})
+    card = judge_report_card(ai, final, pairs)
+    want = _reference_card(ai, final, pairs)
+    pd.testing.assert_frame_equal(card.drop(columns="cost_per_1000_labels"), want.astype({c: t for c, t in JUDGE_CARD.items() if c in want}), check_exact=True)

@@ -96,3 +96,17 @@ def test_arrow_backed_text_gives_the_same_costs_and_figures():
                                   check_exact=True, check_dtype=False, check_index_type=False)
     labels = {"final": pd.Series(["A>B", None, "B>>A", "A>B", "odd"]), "ai": pd.Series(["A=B", "A>B"])}
     assert plots.label_distribution_plot({k: arrow(v.to_frame())[0] for k, v in labels.items()}) == plots.label_distribution_plot(labels)
+
+
+def test_cost_by_route_sums_a_pair_with_one_verdict_as_pandas_does():
+    """One verdict a pair (the usual batch) skips the groupby: the same sums, to the bit (a sum of
+    -0.0 is 0.0), and verdicts without a cost (imported ones) cost NaN without being matched."""
+    routing = pd.DataFrame({"pair_id": ["p1", "p2", "p3", "p4", None], "route": ["accepted", "human", "human", "spot_check", "human"]})
+    one = pd.DataFrame({"pair_id": ["p3", "p1", "p2", "zz"], "cost_usd": [-0.0, 0.1, np.nan, 0.3]})
+    twice = pd.concat([one, pd.DataFrame({"pair_id": ["p3"], "cost_usd": [np.nan]})], ignore_index=True)  # a pair judged twice: the groupby path
+    human = pd.DataFrame({"pair_id": ["p2", "p4"], "label": ["A>B", "B>A"]})
+    fast, slow = (plots.cost_by_route(routing, ai, human, human_unit_usd=0.5) for ai in (one, twice))
+    pd.testing.assert_frame_equal(fast, slow, check_exact=True)
+    assert fast.set_index("route")["ai_usd"].to_dict() == {"accepted": 0.1, "human": 0.0, "spot_check": 0.0}
+    unpriced = plots.cost_by_route(routing, one.assign(cost_usd=np.nan), human, human_unit_usd=0.5)
+    assert (unpriced["ai_usd"] == 0.0).all() and unpriced["human_usd"].tolist() == [0.0, 0.5, 0.5]

@@ -2,12 +2,13 @@
 
 import dagster as dg
 import pandas as pd
+import pyarrow.compute as pc
 
-from prefpipe.core import schemas
+from prefpipe.core import pair_codes, schemas
 from prefpipe.core.routing import route_counts
 from prefpipe.core.spot_checks import SpotCheckEstimate, escalate_spot_checks, spot_check_disagreement
 from prefpipe.defs.common import (
-    BATCH_ASSET, PAIR_IDS, WARN, batch_check, check_threshold, drop_batch, history_reward_model, md_table, pair_texts, user_errors, with_batch,
+    BATCH_ASSET, WARN, batch_check, check_threshold, drop_batch, history_reward_model, md_table, pair_texts, user_errors, with_batch,
 )
 from prefpipe.defs.people.annotation_sources import all_annotations
 from prefpipe.defs.resources import AnnotationStoreResource, BatchFolders, GuidelinesFolder, RoutingSettings, WarehouseReader
@@ -16,16 +17,27 @@ from prefpipe.learning.budget import route_pairs
 
 
 def primary_labels(ai_labels: pd.DataFrame, judge: str | None) -> pd.DataFrame:
-    """One judge's rows: the one routing decides on."""
+    """One judge's rows: the one routing decides on. The judges are told apart in Arrow (a batch
+    has a million verdicts and a judge or two)."""
     if ai_labels.empty:
         return ai_labels
     name = judge or ai_labels["judge"].iloc[0]
-    if name not in set(ai_labels["judge"]):
-        raise PrefpipeError(f"routing_settings: field 'primary_judge': no verdicts of judge {name!r} (judges: {', '.join(sorted(set(ai_labels['judge'])))})")
-    return ai_labels[ai_labels["judge"] == name]
+    judges = pair_codes.text_array(ai_labels["judge"])
+    present = pc.unique(judges).to_pylist()
+    if name not in present:
+        listed = ", ".join(sorted(j for j in present if j is not None))
+        raise PrefpipeError(f"routing_settings: field 'primary_judge': no verdicts of judge {name!r} (judges: {listed})")
+    mine = pc.fill_null(pc.equal(judges, name), False)
+    return ai_labels if pc.all(mine).as_py() else ai_labels[mine.to_numpy(zero_copy_only=False)]
 
 
-@dg.asset(**BATCH_ASSET, group_name="labelling", ins={"response_pairs": PAIR_IDS})
+AI_LABEL_COLUMNS = ["batch_id", "pair_id", "judge", "label", "status", "confidence"]
+"""What routing reads of ai_labels: not the judges' raw answers, a third of the table at a million pairs."""
+LIVE_PAIR_IDS = dg.AssetIn("response_pairs", metadata={"columns": ["batch_id", "pair_id", "dropped"]})
+"""What routing reads of response_pairs (with a human budget it reads the texts as well, by pair_texts)."""
+
+
+@dg.asset(**BATCH_ASSET, group_name="labelling", ins={"response_pairs": LIVE_PAIR_IDS, "ai_labels": dg.AssetIn(metadata={"columns": AI_LABEL_COLUMNS})})
 @user_errors
 def routing(
     context: dg.AssetExecutionContext, ai_labels: pd.DataFrame, response_pairs: pd.DataFrame, routing_settings: RoutingSettings,

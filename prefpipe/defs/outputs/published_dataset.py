@@ -18,7 +18,7 @@ def _columns(*names: str) -> dg.AssetIn:
 
 INPUTS = {
     "final_labels": _columns("pair_id", "label", "source"),
-    "response_pairs": _columns("pair_id", "dropped"),
+    "response_pairs": _columns("dropped"),  # the report counts the pairs and the dropped ones
     "ai_labels": _columns("pair_id", "judge", "label", "status", "label_ab", "label_ba", "guideline_version", "judge_prompt_version", "cost_usd"),
     "routing": _columns("pair_id", "route"),
     "human_annotations": _columns("pair_id", "annotator_id", "label", "guideline_version"),
@@ -45,7 +45,7 @@ def published_dataset(
     from prefpipe.exports.trl import trl_table, write_trl
     from prefpipe.reports.dataset_card import dataset_card
     from prefpipe.reports.html import render_batch_report, write_batch_report
-    from prefpipe.reports.judge_card import judge_report_card, warehouse_response_lengths
+    from prefpipe.reports.judge_card import warehouse_judge_report_card
     from prefpipe.reports.markdown import judge_card_md
     from prefpipe.reports.plots import judge_bias_plot
 
@@ -57,7 +57,7 @@ def published_dataset(
     atomic_write(out_dir / "README.md", lambda tmp: tmp.write_text(card_text, encoding="utf-8"))
     rows = trl.num_rows
     del trl
-    card = judge_report_card(ai_labels, final_labels, warehouse_response_lengths(warehouse_reader.database, batch_id))
+    card = warehouse_judge_report_card(warehouse_reader.database, batch_id, ai_labels, final_labels)
     tables = {
         "response_pairs": response_pairs, "ai_labels": ai_labels, "routing": routing, "human_annotations": human_annotations,
         "annotator_reliability": annotator_reliability, "final_labels": final_labels, "agreement_report": agreement_report,

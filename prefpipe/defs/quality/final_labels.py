@@ -39,7 +39,20 @@ def aggregate(people: pd.DataFrame, method: str, reliability: pd.DataFrame) -> p
     return out.assign(method=method)
 
 
-@dg.asset(**BATCH_ASSET, group_name="quality")
+def _columns(*names: str) -> dg.AssetIn:
+    return dg.AssetIn(metadata={"columns": ["batch_id", *names]})
+
+
+INPUTS = {
+    "filtered_annotations": _columns("pair_id", "annotator_id", "label", "role", "guideline_version", "created_at"),
+    "routing": _columns("pair_id", "route", "ai_label", "ai_confidence"),
+    "ai_labels": _columns("pair_id", "judge", "label", "confidence", "guideline_version"),
+}
+"""What final_labels reads of each table: what the aggregators and combine_final_labels use, never the
+judges' raw answers or the routing reasons (most of those tables' bytes at a million pairs)."""
+
+
+@dg.asset(**BATCH_ASSET, group_name="quality", ins=INPUTS)
 @user_errors
 def final_labels(
     context: dg.AssetExecutionContext, config: FinalLabelsConfig, filtered_annotations: pd.DataFrame,
