@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefpipe.core import schemas
@@ -34,20 +33,14 @@ def prompt_id_for(text: str) -> str:
     return "p-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-def candidate_counts(prompts: pd.DataFrame) -> np.ndarray:
-    """How many candidate responses each prompt has (its `candidates` JSON list's length)."""
-    texts = pa.array(prompts["candidates"].astype("string[pyarrow]"))  # the Arrow data, not a copy
-    return pc.count_substring(texts, CANDIDATE_START).to_numpy(zero_copy_only=False).astype("int64")
-
-
 def load_prompts(path: Path) -> pd.DataFrame:
     """Read and validate a prompts.jsonl into the `prompts` table's columns."""
     return read_prompts(path)[0]
 
 
 def read_prompts(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
-    """load_prompts, and how many candidate responses each prompt has (as candidate_counts, which
-    searches the whole JSON text again: seconds at a million prompts)."""
+    """load_prompts, and how many candidate responses each prompt has (counted by the reader: searching
+    the candidates' JSON for them again takes seconds at a million prompts)."""
     path = Path(path)
     if not path.is_file():
         raise BatchInputError(path, "file not found")

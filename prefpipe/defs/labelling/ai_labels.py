@@ -76,15 +76,16 @@ def ai_labels(
     guidelines = guidelines_folder.load()
     frames, usage, bias = [], schemas.empty(schemas.LLM_CALLS), None
     imported_file = folder / AI_LABELS_FILE
+    batch_config = batch_folders.config(batch_id)
     if imported_file.is_file():
-        frames.append(import_ai_labels(imported_file, batch_folders.config(batch_id), guideline_version=guidelines.version, known_pairs=pairs["pair_id"]))
-    batch_judge = batch_folders.config(batch_id).judge
+        frames.append(import_ai_labels(imported_file, batch_config, guideline_version=guidelines.version, known_pairs=pairs["pair_id"]))
+    batch_judge = batch_config.judge
     ask = batch_judge != NO_JUDGE and (config.run_judge == "always" or (config.run_judge == "auto" and not imported_file.is_file()))
     if ask and len(live):
         judge_set = from_run_config(config, JudgeSetRunConfig)
         if batch_judge is not None:  # batch.json names the model: one judge of it, with the run config's other settings
             judge_set = judge_set.model_copy(update={"judges": [judge_set.judges[0].model_copy(update={"model": batch_judge, "name": None})]})
-        require_endpoint(llm, batch_folders.folder(batch_id))
+        require_endpoint(llm, folder)
         live = pair_texts(warehouse_reader, batch_id, live)
         limits = BatchLimits(judge_set.batch_max_requests, judge_set.batch_max_bytes)
         result = judge_pairs(live, guidelines, judge_set.judges, llm.get_client(), batch_api=judge_set.batch_api, batch_limits=limits)
