@@ -21,8 +21,14 @@ API
                                  -> 201 receipt; label and scores in the annotator's view.
 - POST /api/tasks/{id}/skip       {"reason": "..."} -> 200 receipt.
 - GET  /api/me                    -> progress and flag state.
-- GET  /api/admin/annotators      -> every annotator with gold accuracy, flag state and reason.
+- GET  /api/admin/annotators      -> every annotator with counts, gold accuracy and its 95% Wilson
+                                    interval, flag state and reason, median time on task, last seen.
 - POST /api/admin/annotators/{name}/unflag
+- GET  /api/admin/batches         -> every batch's queue: pairs, labels wanted and answered, skips,
+                                    tasks in flight, pairs complete and waiting, gold pairs.
+  The page shows these to an admin instead of tasks (static/admin.js). The two reports are read
+  on a connection of their own, beside the store thread (admin_reads.py): seconds over millions of
+  answers, and no annotator waits for them.
 - GET  /api/health                -> {"ok": true} (no token; for readiness checks).
 - GET  /api/openapi.json          -> the schema, for admins, only when create_app(openapi=True).
 
@@ -47,6 +53,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
+from prefpipe.annotate.admin_reads import ReportReader
 from prefpipe.annotate.errors import (
     AlreadyAnswered,
     AnnotatorError,
@@ -129,11 +136,13 @@ def create_app(
     owns_store = store is None
     store = store or AnnotationStore()
     worker = StoreWorker(store)
+    reports = ReportReader(store.location)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         worker.close()
+        reports.close()
         if owns_store:
             store.close()
 
@@ -234,7 +243,11 @@ def create_app(
 
     @app.get("/api/admin/annotators")
     async def list_annotators(_: SignedIn = Depends(admin)) -> JSONResponse:
-        return JSONResponse(await worker.call(store.list_annotators))
+        return JSONResponse(await reports.read("annotator_report"))
+
+    @app.get("/api/admin/batches")
+    async def batches(_: SignedIn = Depends(admin)) -> JSONResponse:
+        return JSONResponse(await reports.read("queue_progress"))
 
     @app.post("/api/admin/annotators/{name}/unflag")
     async def unflag(name: str, _: SignedIn = Depends(admin)) -> JSONResponse:

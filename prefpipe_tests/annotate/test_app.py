@@ -13,7 +13,8 @@ from prefpipe.annotate.gold import GoldPolicy
 from prefpipe.annotate.server import ServerThread
 from prefpipe.annotate.store import AnnotationStore
 from prefpipe.core.labels import SWAP
-from prefpipe_tests.annotate.conftest import RUBRIC, VERSION, auth, enqueue, gold_pairs, pairs, rows
+from prefpipe_tests.annotate import admin_scenario
+from prefpipe_tests.annotate.conftest import BACKENDS, RUBRIC, VERSION, auth, enqueue, gold_pairs, pairs, rows
 
 TASK_KEYS = ["task_id", "prompt", "response_a", "response_b", "rubric", "guideline_version"]
 XSS_RESPONSE = 'Try this: <script>window.__pwned = "script"</script> or <img src=x onerror="window.__pwned = \'img\'">'
@@ -159,6 +160,41 @@ def test_admin_endpoints(store, http):
     assert [r["name"] for r in rows] == ["ann", "root"]
     assert {"gold_accuracy", "gold_answers", "flagged", "flag_reason", "disabled"} <= rows[0].keys()
     assert http.post("/api/admin/annotators/nobody/unflag", headers=auth(admin)).status_code == 404
+
+
+ADMIN_ENDPOINTS = [("GET", "/api/admin/annotators"), ("GET", "/api/admin/batches"), ("POST", "/api/admin/annotators/bob/unflag")]
+
+
+def test_every_admin_endpoint_is_403_for_annotators_and_experts(store, http):
+    enqueue(store, "b1", pairs(2), per_item=1)
+    tokens = [store.add_annotator("ann"), store.add_annotator("expert", "expert"), store.add_annotator("root", "admin")]
+    session = http.post("/api/login", headers=auth(tokens[0])).json()["token"]
+    for token in (*tokens[:2], session):
+        for method, path in ADMIN_ENDPOINTS:
+            r = http.request(method, path, headers=auth(token))
+            assert r.status_code == 403 and r.json() == {"detail": "admins only"}, (method, path)
+    for method, path in ADMIN_ENDPOINTS[:2]:
+        assert http.request(method, path, headers=auth(tokens[2])).status_code == 200, path
+        assert http.request(method, path).status_code == 401, path
+
+
+@pytest.mark.parametrize("backend", BACKENDS)  # the reports are read on a connection of their own: both kinds
+def test_the_admin_figures_over_the_api(store_at, clock):
+    with store_at("admin", gold_policy=admin_scenario.POLICY, clock=clock) as store:
+        scenario = admin_scenario.build(store, clock)
+        with ServerThread(create_app(store)) as url, httpx.Client(base_url=url) as http:
+            batches = http.get("/api/admin/batches", headers=auth(scenario.admin_token)).json()
+            assert [{k: v for k, v in b.items() if k != "updated_at"} for b in batches] == admin_scenario.BATCHES
+            report = {r["name"]: r for r in http.get("/api/admin/annotators", headers=auth(scenario.admin_token)).json()}
+            assert {name: (r["role"], r["answered"], r["skipped"], r["gold_answers"], r["gold_correct"], r["flagged"],
+                           r["median_time_on_task_s"]) for name, r in report.items()} == admin_scenario.ANNOTATORS
+            assert 0 < report["dave"]["gold_ci_low"] < 1 == report["dave"]["gold_ci_high"]
+            r = http.post("/api/admin/annotators/bob/unflag", headers=auth(scenario.admin_token))
+            assert r.json() == {"name": "bob", "flagged": False}
+            bob = next(r for r in http.get("/api/admin/annotators", headers=auth(scenario.admin_token)).json() if r["name"] == "bob")
+            assert not bob["flagged"]
+            task = http.get("/api/tasks/next", headers=auth(scenario.annotator_tokens["bob"]))
+            assert task.status_code == 200 and task.json()["prompt"] == "Prompt p2"  # no longer paused: p2 wants a label
 
 
 def test_flagged_at_once_stops_tasks_and_admins_see_why(data_dir, clock):

@@ -3,6 +3,7 @@
 // sessionStorage, and signing out revokes it on the server (POST /api/logout).
 // Responses arrive as server-rendered, escaped HTML (markdown-it, raw HTML off); everything else is
 // written with textContent. The page's Content-Security-Policy forbids inline script as well.
+// An account with the admin role sees the admin view (admin.js) instead of tasks.
 "use strict";
 
 (function () {
@@ -10,9 +11,10 @@
   const TOKEN_KEY = "prefpipe.token";
   const $ = (id) => document.getElementById(id);
   const state = { token: sessionStorage.getItem(TOKEN_KEY), task: null, label: null, busy: false };
+  const admin = window.PrefpipeAdmin(api, $);
 
   function show(view) {
-    for (const id of ["login-view", "message-view", "task-view"]) $(id).hidden = id !== view;
+    for (const id of ["login-view", "message-view", "task-view", "admin-view"]) $(id).hidden = id !== view;
     $("logout").hidden = view === "login-view";
   }
 
@@ -56,11 +58,23 @@
 
   async function refreshProgress() {
     const response = await api("/api/me");
-    if (!response.ok) return;
+    if (!response.ok) return null;
     const me = await response.json();
-    $("progress").textContent =
+    $("progress").textContent = me.role === "admin" ? me.name + " · admin" :
       me.name + " · answered " + me.answered + " · skipped " + me.skipped +
       (me.flagged ? " · paused for review" : "");
+    return me;
+  }
+
+  async function start() {
+    // An admin's account does not label: it gets the admin view; everyone else their next task.
+    const me = await refreshProgress();
+    if (me && me.role === "admin") {
+      show("admin-view");
+      await admin.load();
+    } else {
+      await loadNext();
+    }
   }
 
   function message(text) {
@@ -221,15 +235,14 @@
       if (!response.ok) return forget("Sign-in failed: " + detailText(await response.json().catch(() => null)));
       state.token = (await response.json()).token;
       sessionStorage.setItem(TOKEN_KEY, state.token);
-      await refreshProgress();
-      await loadNext();
+      await start();
     } catch (err) {
       /* forget() already showed why */
     }
   });
 
   if (state.token) {
-    refreshProgress().then(loadNext).catch(() => {});
+    start().catch(() => {});
   } else {
     show("login-view");
   }

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from prefpipe.annotate import assignment as asg
 from prefpipe.annotate.errors import FieldError
 from prefpipe.annotate.render import plain_paragraphs, stored_html, stored_html_array
+from prefpipe.annotate.store.admin import batch_progress
 from prefpipe.annotate.store.schema import StoreBase
 from prefpipe.annotate.store.validation import TEXTS, _check_rubric, _prepare_gold, _prepare_tasks
 from prefpipe.annotate.store.values import content_keys
@@ -137,6 +138,11 @@ class QueueMixin(StoreBase):
             "skipped": int(by_status.get("skipped", 0)),
             "pending": int(by_status.get("pending", 0)),
         }
+
+    def queue_progress(self) -> list[dict[str, Any]]:
+        """Every batch's queue progress for the admin page, counted by the database (admin.batch_progress)."""
+        with self._read() as conn:
+            return batch_progress(conn)
 
 
 def _a_first(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
