@@ -62,5 +62,6 @@ def test_definitions_snapshot(data_dir):
 
     assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {"pipeline"}
     assert {s.name for s in repo.schedule_defs} == {"nightly_open_batches"}
-    assert {s.name for s in repo.sensor_defs} == {"new_batch_sensor", "relabel_on_guideline_change", "runs_whose_process_died", "settle_finished_runs"}
+    assert {s.name for s in repo.sensor_defs} == {"new_batch_sensor", "relabel_on_guideline_change", "runs_whose_process_died", "settle_finished_runs",
+                                                    "labels_complete_sensor"}
     assert set(defs.resources) >= {"warehouse", "llm"}

@@ -13,6 +13,7 @@ import sys
 
 COMMAND_MODULES: tuple[str, ...] = (
     "prefpipe.cli.pipeline",
+    "prefpipe.cli.status",
     "prefpipe.cli.annotators",
     "prefpipe.cli.exports",
     "prefpipe.cli.judge",
@@ -21,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prefpipe.cli.backfill",
     "prefpipe.cli.sql",
     "prefpipe.cli.store",
+    "prefpipe.cli.datasets",
 )
 """Modules that add subcommands; each defines `register(subparsers) -> None`."""
 

@@ -14,74 +14,110 @@ from prefpipe.core.labels import SCALE as SCALE_CHOICES
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("annotate", help="start the annotators' web app")
-    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    p.add_argument("--max-body-bytes", type=int, default=1 << 20,
-                   help="largest request body accepted, else 413 (default 1048576 = 1 MiB)")
-    p.add_argument("--max-concurrent", type=int, default=4,
-                   help="requests one annotator may have in flight at once, else 429 (default 4)")
-    p.add_argument("--session-hours", type=float, default=12.0,
-                   help="how long a page sign-in lasts (default 12; never longer than the annotator's token)")
+    p = sub.add_parser(
+        "annotate", help="start the annotators' web app",
+        description="Serve the annotation app (FastAPI + uvicorn) over the annotation store: annotators sign in with the "
+                    "token `prefpipe annotators add NAME` printed; admins also see the admin page (queue progress per "
+                    "batch, each annotator's answers, gold accuracy, time on task, and unflag).")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="port (default %(default)s; 0 picks a free one)")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20, metavar="BYTES",
+                   help="largest request body accepted, else 413 (default %(default)s = 1 MiB)")
+    p.add_argument("--max-concurrent", type=int, default=4, metavar="N",
+                   help="requests one annotator may have in flight at once, else 429 (default %(default)s)")
+    p.add_argument("--session-hours", type=float, default=12.0, metavar="HOURS",
+                   help="how long a page sign-in lasts (default %(default)s; never longer than the annotator's token)")
     p.add_argument("--openapi", action="store_true", help="serve /api/openapi.json to admins (off by default)")
     p.set_defaults(handler=run_app)
 
-    p = sub.add_parser("annotators", help="add, list, rotate tokens of, disable or unflag annotators")
+    p = sub.add_parser("annotators", help="add, list, rotate tokens of, disable or unflag annotators",
+                       description="The annotators' accounts in the annotation store: their roles, secret tokens "
+                                   "(stored hashed) and gold flags.")
     asub = p.add_subparsers(dest="annotators_command", metavar="ACTION", required=True)
-    add = asub.add_parser("add", help="add an annotator and print their secret token (shown once)")
-    add.add_argument("name")
-    add.add_argument("--role", choices=("annotator", "expert", "admin"), default="annotator")
-    add.add_argument("--days", type=float, default=30.0, help="how long the token works (default 30)")
+    add = asub.add_parser("add", help="add an annotator and print their secret token (shown once)",
+                          description="Add an account and print its secret token on stdout, once: hand it over "
+                                      "privately; it signs in to `prefpipe annotate`.")
+    add.add_argument("name", metavar="NAME", help="the annotator's name, as labels and reports show it")
+    add.add_argument("--role", choices=("annotator", "expert", "admin"), default="annotator",
+                     help="annotator: the regular queue; expert: the expert queue, whose answer is final; admin: the "
+                          "admin page as well (default %(default)s)")
+    add.add_argument("--days", type=float, default=30.0, help="how long the token works (default %(default)s)")
     add.set_defaults(handler=annotators_add)
-    rot = asub.add_parser("rotate", help="print a new token for an annotator; the old one and its sign-ins stop working")
-    rot.add_argument("name")
-    rot.add_argument("--days", type=float, default=30.0, help="how long the new token works (default 30)")
+    rot = asub.add_parser("rotate", help="print a new token for an annotator; the old one and its sign-ins stop working",
+                          description="Print a new secret token for an annotator, once; the old token and every "
+                                      "sign-in made with it stop working at once.")
+    rot.add_argument("name", metavar="NAME", help="the annotator whose token to replace")
+    rot.add_argument("--days", type=float, default=30.0, help="how long the new token works (default %(default)s)")
     rot.set_defaults(handler=annotators_add, rotate=True)
-    asub.add_parser("list", help="list annotators with gold accuracy and flag state").set_defaults(
-        handler=annotators_list
-    )
-    for action, helptext in (("disable", "revoke an annotator's token (their work is kept)"),
-                             ("unflag", "lift a gold flag after review")):
-        q = asub.add_parser(action, help=helptext)
-        q.add_argument("name")
+    asub.add_parser("list", help="list annotators with gold accuracy and flag state",
+                    description="Every account: role, state (active, FLAGGED, disabled), answered and skipped tasks, "
+                                "gold answers (right / given), when the token expires, and why a flag was raised.",
+                    ).set_defaults(handler=annotators_list)
+    for action, helptext, description, name_help in (
+        ("disable", "revoke an annotator's token (their work is kept)",
+         "Revoke an annotator's token and sign-ins; their answers stay in the store and in the batch's labels.",
+         "the annotator to disable"),
+        ("unflag", "lift a gold flag after review",
+         "Lift an annotator's gold flag after review: they get tasks again, and their gold count starts afresh.",
+         "the annotator to unflag"),
+    ):
+        q = asub.add_parser(action, help=helptext, description=description)
+        q.add_argument("name", metavar="NAME", help=name_help)
         q.set_defaults(handler=annotators_change, action=action)
 
-    p = sub.add_parser("queue", help="load pairs into the annotation queue")
+    p = sub.add_parser("queue", help="load pairs into the annotation queue",
+                       description="The annotation queue: what people are asked to label. The human_queue asset fills "
+                                   "it from the routing; `queue add` puts any pairs file in front of people by hand.")
     qsub = p.add_subparsers(dest="queue_command", metavar="ACTION", required=True)
-    q = qsub.add_parser("add", help="load a pairs file (JSONL: pair_id, prompt, response_a, response_b)")
-    q.add_argument("pairs", help="PAIRS.jsonl; optional per line: route (human|spot_check|expert), priority")
-    q.add_argument("--batch", required=True, help="batch id the tasks belong to")
-    q.add_argument("--gold", help="GOLD.jsonl: a pairs file whose lines also have `label` (the pair's own order)")
+    q = qsub.add_parser("add", help="load a pairs file (JSONL: pair_id, prompt, response_a, response_b)",
+                        description="Load a pairs file into the queue for a batch, with optional hidden gold questions. "
+                                    "Loading the same file again changes nothing.")
+    q.add_argument("pairs", metavar="FILE",
+                   help="pairs JSONL: pair_id, prompt, response_a, response_b; optional per line: route "
+                        "(human|spot_check|expert), priority")
+    q.add_argument("--batch", required=True, metavar="ID", help="the batch the tasks belong to")
+    q.add_argument("--gold", metavar="FILE", help="gold JSONL: a pairs file whose lines also have `label` (the pair's own order)")
     q.add_argument("--gold-scope", choices=("batch", "global"), default="batch",
-                   help="serve the gold only beside this batch's tasks (default), or beside any batch's")
-    q.add_argument("--per-item", type=int, default=3, help="distinct annotators per pair (default 3)")
+                   help="batch: serve the gold only beside this batch's tasks; global: beside any batch's (default %(default)s)")
+    q.add_argument("--per-item", type=int, default=3, metavar="N", help="distinct annotators per pair (default %(default)s)")
     q.set_defaults(handler=queue_add)
 
-    p = sub.add_parser("gold", help="list, export and re-check gold answer keys after a guideline change")
+    p = sub.add_parser("gold", help="list, export and re-check gold answer keys after a guideline change",
+                       description="Gold answer keys are part of the guidelines: after a guideline change, answers to "
+                                   "keys written under the old version flag no one until an expert re-checks them.")
     gsub = p.add_subparsers(dest="gold_command", metavar="ACTION", required=True)
-    g = gsub.add_parser("list", help="gold pairs with their key, its guideline version and answers awaiting re-check")
+    g = gsub.add_parser("list", help="gold pairs with their key, its guideline version and answers awaiting re-check",
+                        description="Every gold pair: its key, the guideline version the key was written under, "
+                                    "whether that is stale, its answers and those awaiting re-check.")
     g.add_argument("--stale", action="store_true", help="only keys written under an older guideline version")
     g.set_defaults(handler=gold_list)
-    g = gsub.add_parser("export", help="write gold pairs as a gold file (JSONL) for an expert to review and edit")
-    g.add_argument("--out", required=True, help="FILE.jsonl")
+    g = gsub.add_parser("export", help="write gold pairs as a gold file (JSONL) for an expert to review and edit",
+                        description="Write the stale gold pairs (or all of them) as one gold file, a JSON line per "
+                                    "pair, to edit and give back to `prefpipe gold recheck --file`.")
+    g.add_argument("--out", required=True, metavar="PATH", help="the gold JSONL file to write (its folder is created)")
     g.add_argument("--all", action="store_true", help="every gold pair, not only the stale ones")
-    g.add_argument("--batch", help="only the gold pairs this batch loaded")
+    g.add_argument("--batch", metavar="ID", help="only the gold pairs this batch loaded")
     g.set_defaults(handler=gold_export)
-    g = gsub.add_parser("recheck", help="an expert confirms or corrects gold keys under the current guidelines")
-    g.add_argument("pair_id", nargs="?", help="one gold pair (or give --file)")
-    g.add_argument("--expert", required=True, help="the expert (or admin) account making the decision")
+    g = gsub.add_parser("recheck", help="an expert confirms or corrects gold keys under the current guidelines",
+                        description="Record an expert's decision on gold keys under the current guideline version, for "
+                                    "one pair (--confirm or --label) or a reviewed gold file (--file); answers waiting "
+                                    "for the re-check are then scored.")
+    g.add_argument("pair_id", nargs="?", metavar="PAIR_ID", help="one gold pair (or give --file)")
+    g.add_argument("--expert", required=True, metavar="NAME", help="the expert (or admin) account making the decision")
     how = g.add_mutually_exclusive_group(required=True)
     how.add_argument("--confirm", action="store_true", help="the key stands under the current guidelines")
     how.add_argument("--label", choices=SCALE_CHOICES, help="the corrected key, in the pair's own order")
-    how.add_argument("--file", help="a reviewed gold file (from `prefpipe gold export`): each line's label is the decision")
-    g.add_argument("--batch", help="the batch that loaded the pair, when several did")
+    how.add_argument("--file", metavar="FILE", help="a reviewed gold file (from `prefpipe gold export`): each line's label is the decision")
+    g.add_argument("--batch", metavar="ID", help="the batch that loaded the pair, when several did")
     g.set_defaults(handler=gold_recheck)
 
-    p = sub.add_parser("annotations", help="read stored annotations")
+    p = sub.add_parser("annotations", help="read stored annotations",
+                       description="Read the annotations stored by the annotation app.")
     nsub = p.add_subparsers(dest="annotations_command", metavar="ACTION", required=True)
-    e = nsub.add_parser("export", help="write every stored annotation of a batch as JSONL")
-    e.add_argument("--batch", required=True)
-    e.add_argument("--out", required=True, help="FILE.jsonl")
+    e = nsub.add_parser("export", help="write every stored annotation of a batch as JSONL",
+                        description="Write every annotation the store holds for a batch, one JSON line each.")
+    e.add_argument("--batch", required=True, metavar="ID", help="the batch whose annotations to write")
+    e.add_argument("--out", required=True, metavar="PATH", help="the JSONL file to write")
     e.set_defaults(handler=annotations_export)
 
 

@@ -234,15 +234,21 @@ def _backfill(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    bf = sub.add_parser("backfill", help="launch a Dagster backfill of the pipeline job over stale or chosen batches")
+    bf = sub.add_parser(
+        "backfill", help="launch a Dagster backfill of the pipeline job over stale or chosen batches",
+        description="Launch a real Dagster backfill of the `pipeline` job, as the UI's \"Launch backfill\" does, over the "
+                    "batches `prefpipe stale` lists (--stale) or the ones named; the daemon of `dg dev` runs it. Or follow "
+                    "a launched one (--watch).")
     which = bf.add_mutually_exclusive_group(required=True)
     which.add_argument("--stale", action="store_true", help="exactly the batches `prefpipe stale` lists as stale")
     which.add_argument("--batch", action="append", default=[], metavar="ID", help="batch id (repeatable)")
     which.add_argument("--watch", metavar="BACKFILL_ID", help="follow a launched backfill until its runs finish")
     bf.add_argument("--dry-run", action="store_true", help="list what would be launched, launch nothing")
     bf.add_argument("--wait", action="store_true", help="after launching, follow the runs until they finish (exit 1 if one fails)")
-    bf.add_argument("--timeout", type=float, default=None, help="seconds --wait/--watch follow the runs at most")
-    bf.add_argument("--webserver", metavar="URL", help=f"send the launch to a running webserver (e.g. {WEBSERVER}) instead of loading the workspace here")
-    bf.add_argument("--workspace", type=Path, help="workspace file of the code location (default: ./workspace.yaml)")
-    bf.add_argument("--location", help=f"code location name (default: the workspace's, or {DEFAULT_LOCATION!r})")
+    bf.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                    help="seconds --wait/--watch follow the runs at most (default: until they finish)")
+    bf.add_argument("--webserver", metavar="URL",
+                    help=f"send the launch to a running webserver (e.g. {WEBSERVER}) instead of loading the workspace here")
+    bf.add_argument("--workspace", type=Path, metavar="FILE", help="workspace file of the code location (default: ./workspace.yaml)")
+    bf.add_argument("--location", metavar="NAME", help=f"code location name (default: the workspace's, or {DEFAULT_LOCATION!r})")
     bf.set_defaults(handler=_backfill)

@@ -166,15 +166,29 @@ def _known_annotators(batch_id: str) -> list[str]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    ex = sub.add_parser("export", help="export a batch for trainers (TRL) or annotation tools (Label Studio, Argilla)")
-    ex.add_argument("--batch", required=True, metavar="ID")
-    ex.add_argument("--format", required=True, choices=EXPORT_FORMATS)
-    ex.add_argument("--out", metavar="PATH", help="trl: a folder; otherwise a JSON file (default: under data/exports/)")
+    ex = sub.add_parser(
+        "export", help="export a batch for trainers (TRL) or annotation tools (Label Studio, Argilla)",
+        description="Write a batch's rows from the warehouse for a trainer (trl: the preference dataset), Label Studio or "
+                    "Argilla (the pairs with their AI and human labels), or as a pairs file for `prefpipe queue add` and "
+                    "`prefpipe judge`. Reads the warehouse in one short read-only connection.")
+    ex.add_argument("--batch", required=True, metavar="ID", help="the batch to export (run it first: prefpipe run --batch ID)")
+    ex.add_argument("--format", required=True, choices=EXPORT_FORMATS,
+                    help="trl: train.parquet, train.jsonl and a dataset card README.md; label-studio: tasks JSON and its "
+                         "labelling interface; argilla: records JSON; pairs: a pairs JSONL file")
+    ex.add_argument("--out", metavar="PATH",
+                    help="trl: the folder to write the three files into; label-studio: the tasks JSON file (the interface "
+                         "goes beside it, its .json suffix replaced by .label_config.xml); argilla: the records JSON file; pairs: the JSONL file "
+                         "(default: data/exports/ID/ for trl, else data/exports/ID.label-studio.json, ID.argilla.json or "
+                         "ID.pairs.jsonl)")
     ex.set_defaults(handler=_export)
-    im = sub.add_parser("import", help="import annotations made in Label Studio or Argilla into a batch folder")
-    im.add_argument("--batch", required=True, metavar="ID")
-    im.add_argument("--format", required=True, choices=IMPORT_FORMATS)
-    im.add_argument("--users", metavar="JSON", help="argilla: a JSON object mapping user ids to annotator names")
+    im = sub.add_parser(
+        "import", help="import annotations made in Label Studio or Argilla into a batch folder",
+        description="Convert annotations made in Label Studio or Argilla into a JSONL file under the batch folder "
+                    "(data/batches/ID/annotations/); the next run of the batch imports them with every other check. "
+                    "The warehouse is not touched.")
+    im.add_argument("--batch", required=True, metavar="ID", help="the batch folder to write the annotations into")
+    im.add_argument("--format", required=True, choices=IMPORT_FORMATS, help="the tool that made FILE")
+    im.add_argument("--users", metavar="FILE", help="argilla: a JSON file holding an object that maps user ids to annotator names")
     im.add_argument("--guideline-version", metavar="VERSION", help="the guideline version the annotators worked under, when known")
     im.add_argument("file", metavar="FILE", help="Label Studio JSON export, or Argilla records (JSON or JSONL)")
     im.set_defaults(handler=_import)

@@ -22,30 +22,42 @@ STRATEGY_CHOICES = ("existing", "two_models", "two_temperatures", "best_of_n", "
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("generate", help="make response pairs from prompts (five strategies)", description=__doc__)
-    parser.add_argument("--prompts", required=True, help="input prompts JSONL (prompt, optional id, optional responses)")
-    parser.add_argument("--out", required=True, help="output pairs JSONL (kept pairs)")
-    parser.add_argument("--strategy", required=True, choices=STRATEGY_CHOICES)
-    parser.add_argument("--dropped-out", help="where dropped pairs and their reasons go (default: OUT with .dropped.jsonl)")
-    parser.add_argument("--model", default="gpt-4o-mini", help="sampling model; model A of two_models (default gpt-4o-mini)")
-    parser.add_argument("--model-b", help="second model of two_models")
-    parser.add_argument("--temperature", type=float, default=0.7, help="two_models temperature (default 0.7)")
-    parser.add_argument("--low-temperature", type=float, default=0.3)
-    parser.add_argument("--high-temperature", type=float, default=1.0)
-    parser.add_argument("--n", type=int, default=8, help="samples per prompt for best_of_n / rejection_sampling (default 8)")
-    parser.add_argument("--sample-temperature", type=float, default=0.8)
-    parser.add_argument("--threshold", type=float, default=0.5, help="rejection_sampling pass mark on the scorer's scale (judge: 0..1)")
-    parser.add_argument("--scorer", default="judge", help="'judge' (pointwise LLM judge) or module:function taking (prompts, responses) -> scores")
-    parser.add_argument("--scorer-model", help="judge scorer model (default: --model)")
-    parser.add_argument("--similarity-threshold", type=float, default=0.9, help="drop pairs at or above this 5-gram Jaccard similarity (default 0.9)")
+    parser.add_argument("--prompts", required=True, metavar="FILE", help="prompts JSONL: prompt, optional id, optional responses")
+    parser.add_argument("--out", required=True, metavar="PATH",
+                        help="the pairs JSONL file to write: one line per kept pair (dropped pairs go to --dropped-out)")
+    parser.add_argument("--strategy", required=True, choices=STRATEGY_CHOICES,
+                        help="existing: the prompts' own responses; two_models; two_temperatures; best_of_n; rejection_sampling")
+    parser.add_argument("--dropped-out", metavar="PATH",
+                        help="the JSONL file for dropped pairs and their reasons (default: --out with .dropped.jsonl for its suffix)")
+    parser.add_argument("--model", default="gpt-4o-mini", metavar="MODEL",
+                        help="sampling model; model A of two_models (default %(default)s)")
+    parser.add_argument("--model-b", metavar="MODEL", help="second model of two_models (required there)")
+    parser.add_argument("--temperature", type=float, default=0.7, help="two_models: temperature of both models (default %(default)s)")
+    parser.add_argument("--low-temperature", type=float, default=0.3,
+                        help="two_temperatures: temperature of the careful sample (default %(default)s)")
+    parser.add_argument("--high-temperature", type=float, default=1.0,
+                        help="two_temperatures: temperature of the adventurous sample (default %(default)s)")
+    parser.add_argument("--n", type=int, default=8, help="samples per prompt for best_of_n / rejection_sampling (default %(default)s)")
+    parser.add_argument("--sample-temperature", type=float, default=0.8,
+                        help="best_of_n / rejection_sampling: sampling temperature (default %(default)s)")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="rejection_sampling: a sample passes at this score or above, on the scorer's scale (judge: 0..1; "
+                             "default %(default)s)")
+    parser.add_argument("--scorer", default="judge",
+                        help="'judge' (the pointwise LLM judge) or module:function taking (prompts, responses) -> scores "
+                             "(default %(default)s)")
+    parser.add_argument("--scorer-model", metavar="MODEL", help="the judge scorer's model (default: --model)")
+    parser.add_argument("--similarity-threshold", type=float, default=0.9,
+                        help="drop pairs at or above this character 5-gram Jaccard similarity (default %(default)s)")
     degenerate = parser.add_mutually_exclusive_group()
     degenerate.add_argument("--drop-degenerate", dest="drop_degenerate", action="store_const", const=True, default=None,
                             help="drop empty / near-identical pairs (the default for generated pairs)")
     degenerate.add_argument("--keep-degenerate", dest="drop_degenerate", action="store_const", const=False,
                             help="keep them, with the reason recorded (the default for existing completions)")
-    parser.add_argument("--max-tokens", type=int, default=1024)
-    parser.add_argument("--system-prompt")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the A/B order (not used by existing)")
-    parser.add_argument("--guidelines", help="guidelines folder for the judge scorer (default <data dir>/guidelines)")
+    parser.add_argument("--max-tokens", type=int, default=1024, metavar="N", help="longest response, in tokens (default %(default)s)")
+    parser.add_argument("--system-prompt", metavar="TEXT", help="system message for the responding model (default: none)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the A/B order (not used by existing; default %(default)s)")
+    parser.add_argument("--guidelines", metavar="DIR", help="guidelines folder for the judge scorer (default <data dir>/guidelines)")
     add_client_options(parser)
     parser.set_defaults(handler=run)
 

@@ -19,15 +19,20 @@ EXIT_PENDING = 75  # EX_TEMPFAIL: Batch API answers are not in yet; run again la
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("judge", help="label response pairs with an LLM judge (both orders)", description=__doc__)
-    parser.add_argument("--pairs", required=True, help="input JSONL: pair_id, prompt, response_a, response_b")
-    parser.add_argument("--out", required=True, help="output labels JSONL")
-    parser.add_argument("--model", action="append", help="judge model; repeat for several judges side by side (default gpt-4o-mini)")
-    parser.add_argument("--template", default="judge_v1", help="packaged template name or template file (default judge_v1)")
-    parser.add_argument("--guidelines", help="guidelines folder (default <data dir>/guidelines)")
+    parser.add_argument("--pairs", required=True, metavar="FILE", help="pairs JSONL: pair_id, prompt, response_a, response_b")
+    parser.add_argument("--out", required=True, metavar="PATH", help="the labels JSONL file to write: one line per pair and judge")
+    parser.add_argument("--model", action="append", metavar="MODEL",
+                        help="judge model; repeat for several judges side by side (default gpt-4o-mini)")
+    parser.add_argument("--template", default="judge_v1", metavar="NAME_OR_FILE",
+                        help="packaged template name or template file (default %(default)s)")
+    parser.add_argument("--guidelines", metavar="DIR", help="guidelines folder (default <data dir>/guidelines)")
     parser.add_argument("--single-order", action="store_true", help="judge only the A/B order (half the cost, no consistency check)")
     parser.add_argument("--no-logprobs", action="store_true", help="do not ask for log-probabilities (servers that reject them)")
-    parser.add_argument("--max-tokens", type=int, default=1024)
-    parser.add_argument("--batch-api", action="store_true", help=f"submit cache misses as OpenAI Batch API jobs (half price, up to 24 h); exits {EXIT_PENDING} while answers are pending")
+    parser.add_argument("--max-tokens", type=int, default=1024, metavar="N",
+                        help="longest judge answer, in tokens (default %(default)s)")
+    parser.add_argument("--batch-api", action="store_true",
+                        help=f"submit cache misses as OpenAI Batch API jobs (half price, up to 24 h); exits {EXIT_PENDING} "
+                             "while answers are pending")
     add_client_options(parser)
     parser.set_defaults(handler=run)
 

@@ -9,16 +9,20 @@ from typing import Any
 
 def add_client_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("endpoint")
-    group.add_argument("--base-url", help="OpenAI-compatible endpoint ending in /v1 (default $OPENAI_BASE_URL, else OpenAI)")
-    group.add_argument("--concurrency", type=int, default=16, help="requests on the wire at once (default 16)")
-    group.add_argument("--rpm", type=float, help="request-per-minute limit")
-    group.add_argument("--tpm", type=float, help="token-per-minute limit")
-    group.add_argument("--timeout", type=float, default=60.0, help="seconds per attempt (default 60)")
-    group.add_argument("--max-attempts", type=int, default=6, help="attempts per call before it is recorded as failed (default 6)")
-    group.add_argument("--cache", help="answer cache file (default <data dir>/llm_cache.sqlite3)")
+    group.add_argument("--base-url", metavar="URL",
+                       help="OpenAI-compatible endpoint ending in /v1 (default $OPENAI_BASE_URL, else OpenAI)")
+    group.add_argument("--concurrency", type=int, default=16, metavar="N", help="requests on the wire at once (default %(default)s)")
+    group.add_argument("--rpm", type=float, metavar="N", help="request-per-minute limit (default: none)")
+    group.add_argument("--tpm", type=float, metavar="N", help="token-per-minute limit (default: none)")
+    group.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                       help="seconds one attempt may take, from connect to the last byte (default %(default)s)")
+    group.add_argument("--max-attempts", type=int, default=6, metavar="N",
+                       help="attempts per call before it is recorded as failed (default %(default)s)")
+    group.add_argument("--cache", metavar="FILE", help="answer cache file (default <data dir>/llm_cache.sqlite3)")
     group.add_argument("--no-cache", action="store_true", help="send every call and store nothing")
-    group.add_argument("--prices", help="price table JSON overriding the packaged one")
-    group.add_argument("--usage-out", help="also write one usage row per call (tokens, cached, cost) to this JSONL file")
+    group.add_argument("--prices", metavar="FILE", help="price table JSON overriding the packaged one")
+    group.add_argument("--usage-out", metavar="PATH",
+                       help="also write one usage row per call (tokens, cached, cost) to this JSONL file")
 
 
 def client_from_args(args: argparse.Namespace) -> Any:

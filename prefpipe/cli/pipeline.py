@@ -158,13 +158,20 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    run = sub.add_parser("run", help="run the whole pipeline on batches (recorded in the Dagster instance)")
-    run.add_argument("--batch", action="append", default=[], metavar="ID", help="batch id (repeatable), e.g. demo")
+    run = sub.add_parser(
+        "run", help="run the whole pipeline on batches (recorded in the Dagster instance)",
+        description="Run every stage of the pipeline on the batches named, one after the other, in the Dagster instance "
+                    "of $DAGSTER_HOME (./.dagster_home when unset), so `dg dev` shows the runs. Prints the warehouse's "
+                    "rows per table, the reports and exports written, and how to open the UI.")
+    run.add_argument("--batch", action="append", default=[], metavar="ID",
+                     help="batch id: its folder under data/batches/ (repeatable), e.g. demo")
     run.add_argument("--all", action="store_true", help="every batch folder under data/batches/")
     run.add_argument("--judge", metavar="MODEL", default=None,
                      help="'none': no AI judge, every pair goes to people; a model name: ask that judge (as well as any imported "
                           "verdicts); default: batch.json's `judge`, else the run config's")
     run.add_argument("--verbose", action="store_true", help="show Dagster's step-by-step log and tracebacks")
     run.set_defaults(handler=_run)
-    ls = sub.add_parser("batches", help="list batch folders and whether they are open")
+    ls = sub.add_parser("batches", help="list batch folders and whether they are open",
+                        description="List the batch folders under data/batches/ (those with a prompts.jsonl), whether each "
+                                    "is open (rerun every night) or closed (`\"closed\": true` in batch.json), and its path.")
     ls.set_defaults(handler=_list)

@@ -37,7 +37,10 @@ def _sql(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    sql = sub.add_parser("sql", help="run a read-only SQL query against the configured warehouse (DuckDB file or lakehouse)")
-    sql.add_argument("query", help='the query, e.g. "select count(*) from final_labels"')
-    sql.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (default: table)")
+    sql = sub.add_parser(
+        "sql", help="run a read-only SQL query against the configured warehouse (DuckDB file or lakehouse)",
+        description="Run one read-only SQL query against whichever warehouse is configured (the DuckDB file, or the "
+                    "lakehouse of PREFPIPE_WAREHOUSE) and print the result; a statement that writes is refused.")
+    sql.add_argument("query", metavar="QUERY", help='the query, e.g. "select count(*) from final_labels"')
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (default %(default)s)")
     sql.set_defaults(handler=_sql)

@@ -8,7 +8,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from prefpipe.core.stale_view import batches_to_rerun
+from prefpipe.core.stale_view import RUN_STAGE, batches_to_rerun, never_completed_batches
 from prefpipe.defs.labelling.ai_labels import STALE_CHECK
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ def run_stale_checks(instance: dg.DagsterInstance, batch_ids: list[str]) -> dict
 
     from prefpipe.definitions import build_definitions
     from prefpipe.defs.partitions import batches
+    from prefpipe.defs.stale_view import RECORD_COMMAND
 
     key = dg.AssetCheckKey(dg.AssetKey("ai_labels"), STALE_CHECK)
     job = build_definitions().resolve_job_def(JOB_NAME).get_subset(asset_selection=set(), asset_check_selection={key})
@@ -40,7 +41,7 @@ def run_stale_checks(instance: dg.DagsterInstance, batch_ids: list[str]) -> dict
         if batch_id not in registered:
             continue
         result = job.execute_in_process(partition_key=batch_id, instance=instance, raise_on_error=False,
-                                        tags={"prefpipe/command": "prefpipe stale --record"},
+                                        tags={"prefpipe/command": RECORD_COMMAND},
                                         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
         out[batch_id] = all(e.passed for e in result.get_asset_check_evaluations()) and result.success
     return out
@@ -77,20 +78,30 @@ def _print_view(view: pd.DataFrame, batch_ids: list[str], current: CurrentVersio
         print("\nno batch in the warehouse yet (prefpipe run --batch <id>)")
         return
     rerun = set(batches_to_rerun(view))
+    never = never_completed_batches(view)
     for batch_id in batch_ids:
         rows = view[view["batch_id"] == batch_id]
+        if batch_id in never:
+            print(f"\n{batch_id}: {never[batch_id]}")
+            continue
         if batch_id in rerun:
             state = "STALE" + ("" if batch_id in folders else f"  (no batch folder under {settings.batches_dir()}: cannot rerun)")
         else:
             state = "up to date" + ("; human labels under older versions are kept" if len(rows) else "")
         print(f"\n{batch_id}: {state}")
         for r in rows.itertuples():
-            print(f"  {r.stage:<18} {_count(r.n_stale)} of {_count(r.n_labels)} label(s) stale, {_made_under(r)}; "
-                  f"est. cost {'n/a' if pd.isna(r.estimated_cost_usd) else f'${r.estimated_cost_usd:.2f}'}")
+            if r.stage == RUN_STAGE:  # its size is the final labels a rerun rebuilds
+                rebuilt = f"{int(r.n_labels):,} final label(s)" if pd.notna(r.n_labels) else "the batch (no final label yet)"
+                print(f"  {r.stage:<18} {_made_under(r)}; a rerun rebuilds {rebuilt}")
+            else:
+                print(f"  {r.stage:<18} {_count(r.n_stale)} of {_count(r.n_labels)} label(s) stale, {_made_under(r)}; "
+                      f"est. cost {'n/a' if pd.isna(r.estimated_cost_usd) else f'${r.estimated_cost_usd:.2f}'}")
             print(f"  {'':<18} -> {r.action}")
     ai_cost = float(view.loc[view["stage"].eq("ai_labels") & view["batch_id"].isin(rerun), "estimated_cost_usd"].sum())
     human = view[view["stage"].eq("human_annotations")]
     print(f"\n{len(rerun)} of {len(batch_ids)} batch(es) stale" + (f": {', '.join(sorted(rerun))}" if rerun else ""))
+    if never:
+        print(f"{len(never)} batch(es) never completed, nothing of them to be stale: {', '.join(sorted(never))}")
     if rerun:
         print(f"relabelling their AI labels costs about ${ai_cost:.2f} (labels answered from the LLM cache cost nothing)")
         print("rerun exactly these: prefpipe backfill --stale   (--dry-run to see what it launches)")
@@ -143,7 +154,9 @@ def _stale(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    stale = sub.add_parser("stale", help="list batches made under an older guideline or judge prompt, and what relabelling costs")
+    stale = sub.add_parser("stale", help="list batches made under an older guideline or judge prompt, and what relabelling costs",
+                           description="Which batches a guideline or judge prompt change left behind (and which never completed), "
+                                       "what relabelling them costs, and how to rerun exactly those (prefpipe backfill --stale).")
     stale.add_argument("--json", action="store_true", help="print the view as JSON records")
     stale.add_argument("--record", action="store_true",
                        help=f"also run the ai_labels check `{STALE_CHECK}` for every batch (about a second each), so the Dagster UI shows each stale batch failing")

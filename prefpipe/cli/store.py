@@ -11,15 +11,21 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("store", help="the annotation store: where it is, and moving it to PostgreSQL")
+    p = sub.add_parser("store", help="the annotation store: where it is, and moving it to PostgreSQL",
+                       description="The annotation store the app, the CLI and the pipeline share: "
+                                   "PREFPIPE_ANNOTATION_STORE, else data/annotations.sqlite3.")
     ssub = p.add_subparsers(dest="store_command", metavar="ACTION", required=True)
-    m = ssub.add_parser("migrate", help="copy the whole store (accounts, queue, gold, answers) into a new, empty store")
+    m = ssub.add_parser("migrate", help="copy the whole store (accounts, queue, gold, answers) into a new, empty store",
+                        description="Copy the store in use (or --from) into a new, empty store, e.g. a laptop's SQLite "
+                                    "file into a team's PostgreSQL database; the source is left as it was.")
     m.add_argument("--to", required=True, metavar="URL",
                    help="postgresql://USER@HOST:PORT/DB (password from PGPASSWORD) or sqlite:///ABS/PATH")
     m.add_argument("--from", dest="source", metavar="URL",
                    help="the store to copy (default: PREFPIPE_ANNOTATION_STORE, else data/annotations.sqlite3)")
     m.set_defaults(handler=store_migrate)
-    ssub.add_parser("info", help="which store is configured, its schema version and row counts").set_defaults(handler=store_info)
+    ssub.add_parser("info", help="which store is configured, its schema version and row counts",
+                    description="Print which annotation store is configured, its schema version and the rows of "
+                                "each of its tables.").set_defaults(handler=store_info)
 
 
 def store_migrate(args: argparse.Namespace) -> int:

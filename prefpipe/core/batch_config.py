@@ -20,6 +20,9 @@ CONFIG_FILE = "batch.json"
 NO_JUDGE = "none"
 """batch.json `judge` (and `prefpipe run --judge`) that sends every pair to people."""
 
+MAX_LABELS_PER_PAIR = 50
+"""More labels per pair than any team asks for: a typo (300 for 3) is refused, not queued."""
+
 Label = Literal[SCALE]  # type: ignore[valid-type]
 
 
@@ -41,6 +44,9 @@ class BatchConfig(BaseModel):
     pairs (instead of the run config's); unset: the run config's judges."""
     human_budget: Optional[int] = Field(None, ge=0)
     """Most human labels this batch may request; None means no limit."""
+    labels_per_pair: Optional[int] = Field(None, ge=1, le=MAX_LABELS_PER_PAIR)
+    """People's labels a pair routed to them needs before it is final (experts give one); unset: the
+    run config's routing_settings.labels_per_pair (3 by default)."""
     description: str = ""
 
 

@@ -102,6 +102,50 @@ def _standing_ai(routing: pd.DataFrame, ai_labels: pd.DataFrame | None, ai_at: n
     return _part(at, label.take(taken), confidence[at], np.ones(len(at), dtype=np.int64), "ai", "ai", versions.take(taken))
 
 
+def wanted_labels(routing: pd.DataFrame) -> np.ndarray:
+    """Per routing row, the people's labels its pair needs before their aggregate is final:
+    routing's labels_wanted (0 where it records none: people's labels on a pair nobody asked them
+    about decide it as they come); an expert-routed pair waits for its expert, whatever people gave.
+    A routing frame without the column (older tables) asks for one label, as before it existed."""
+    n = len(routing)
+    if "labels_wanted" in routing.columns:
+        wanted = routing["labels_wanted"].astype("Int64").fillna(0).to_numpy(dtype="int64")
+    else:
+        wanted = np.ones(n, dtype="int64")
+    expert = pc.fill_null(pc.equal(pair_codes.text_array(routing["route"]), "expert"), False).to_numpy(zero_copy_only=False)
+    return np.where(expert, np.iinfo(np.int64).max, wanted)
+
+
+def waiting_pairs(routing: pd.DataFrame, final_labels: pd.DataFrame, human_final: pd.DataFrame) -> pd.DataFrame:
+    """The pairs people were asked to label that have no final label yet: pair_id, route,
+    labels_wanted and labels_received (the usable labels counted so far: people's for the human
+    route and spot checks, the expert's for the expert route, so 0 there until one answers). A
+    spot check's AI label stands meanwhile, so spot checks are never waiting."""
+    schemas.require_columns(routing, ("pair_id", "route"), "routing")
+    route = pair_codes.text_array(routing["route"])
+    asked = pc.fill_null(pc.is_in(route, value_set=pa.array(["human", "expert"], pa.large_string())), False).to_numpy(zero_copy_only=False)
+    ids = pair_codes.id_array(routing["pair_id"])
+    codes = pair_codes.encode(ids, pair_codes.id_array(final_labels["pair_id"]), pair_codes.id_array(human_final["pair_id"]))
+    n = len(ids)
+    final = np.zeros(n, dtype=bool)
+    final[codes[1][codes[1] < n]] = True
+    received = np.zeros(n, dtype="int64")
+    hf_at = codes[2]
+    counts = human_final["n_labels"].astype("Int64").fillna(0).to_numpy(dtype="int64")
+    received[hf_at[hf_at < n]] = counts[hf_at < n]
+    expert = pc.fill_null(pc.equal(route, "expert"), False).to_numpy(zero_copy_only=False)
+    received[expert] = 0
+    rows = np.flatnonzero(asked & ~final)
+    wanted = (routing["labels_wanted"].astype("Int64") if "labels_wanted" in routing.columns
+              else pd.Series(np.ones(n, dtype="int64"), dtype="Int64"))
+    return pd.DataFrame({
+        "pair_id": pair_codes.text_series(ids.take(pa.array(rows))),
+        "route": pair_codes.text_series(route.take(pa.array(rows))),
+        "labels_wanted": wanted.iloc[rows].reset_index(drop=True).fillna(1).astype("Int64"),
+        "labels_received": pd.array(received[rows], dtype="Int64"),
+    })
+
+
 def combine_final_labels(
     routing: pd.DataFrame,
     ai_labels: pd.DataFrame | None,
@@ -110,9 +154,11 @@ def combine_final_labels(
     *,
     human_annotations: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """FINAL_LABELS rows: an expert's answer is final; else the people's aggregate where people
-    labelled; else the AI label where it stands (accepted, a spot check not yet labelled, or over
-    budget). A pair with none of these gets no row: nothing is invented.
+    """FINAL_LABELS rows: an expert's answer is final; else the people's aggregate once the pair
+    has the labels routing wants of them (`labels_wanted`; see wanted_labels); else the AI label
+    where it stands (accepted, a spot check not complete yet, or over budget). A pair with none of
+    these gets no row, and is waiting (waiting_pairs): nothing is invented, and a pair one person of
+    the three asked has labelled is not final.
 
     human_final: one row per pair (pair_id, label, confidence, n_labels, method) from the quality
     library's aggregators. expert_annotations: HUMAN_ANNOTATIONS rows (role "expert" kept; with
@@ -157,8 +203,11 @@ def combine_final_labels(
     decided[expert["_at"].to_numpy()] = True
 
     hf_at = at["hf"]
+    wanted = wanted_labels(routing)
     mine = (hf_at >= 0) & ~decided[np.maximum(hf_at, 0)]
     hf, hf_at = hf[mine], hf_at[mine]
+    complete = hf["n_labels"].astype("Int64").fillna(0).to_numpy(dtype="int64") >= wanted[hf_at]
+    hf, hf_at = hf[complete], hf_at[complete]
     if not pair_codes.all_distinct(hf_at):
         unique_pairs(hf, "human_final")
     pair_codes.check_labels(hf["label"], field="human_final.label")

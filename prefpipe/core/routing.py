@@ -44,6 +44,10 @@ BUDGET_STRATEGIES: Final[tuple[str, ...]] = ("uncertainty", "diversity", "hybrid
 """How active learning (prefpipe.learning.active) may spend a human budget."""
 DEFAULT_BUDGET_STRATEGY: Final[str] = "diversity"
 """Measured best on the HH-RLHF replay (prefpipe.learning.active.DEFAULT_STRATEGY says how)."""
+DEFAULT_LABELS_PER_PAIR: Final[int] = 3
+"""People's labels a pair routed to them needs, where neither the run config nor batch.json says."""
+PEOPLE_ROUTES: Final[tuple[str, ...]] = ("spot_check", "human", "expert")
+"""Routes whose pairs wait for people's labels (a spot check's AI label stands meanwhile)."""
 LOW_CONFIDENCE: Final = "low_confidence"
 UNPARSED: Final = "unparsed"
 FAILED: Final = "judge_failed"
@@ -212,7 +216,17 @@ def route_pairs(
             "ai_status": pc_.text_series(status),
         }
     )
+    frame["labels_wanted"] = labels_wanted(frame["route"], config.labels_per_pair)
     return schemas.conform(frame, schemas.ROUTING, name="routing")
+
+
+def labels_wanted(route: pd.Series, labels_per_pair: int) -> pd.Series:
+    """Labels each pair needs from people before it is final, by its route: one expert's for the
+    expert route, `labels_per_pair` people's for human and spot checks, none (null) where the AI
+    label stands. Routing records it, so the queue and final labels read the same number."""
+    codes = pc.fill_null(pc.index_in(pc_.text_array(route), value_set=pa.array(PEOPLE_ROUTES, pa.large_string())), -1).to_numpy(zero_copy_only=False)
+    wanted = np.where(codes == PEOPLE_ROUTES.index("expert"), 1, labels_per_pair)
+    return pd.Series(pd.arrays.IntegerArray(wanted.astype("int64"), codes < 0), index=route.index)
 
 
 def route_counts(routing: pd.DataFrame) -> dict[str, int]:
@@ -226,14 +240,16 @@ def build_human_queue(routing: pd.DataFrame, config: RoutingConfig = RoutingConf
 
     Priority: expert escalations first (3), then spot checks (2), then pairs routed to people
     (1 + uncertainty, the least confident first), then over-budget pairs (uncertainty, not
-    enqueued). Experts give one label; everyone else `labels_per_pair`.
+    enqueued). Labels wanted are routing's `labels_wanted` where it records them (over-budget pairs
+    and older routing tables: one expert's label, else `labels_per_pair`).
     """
     schemas.require_columns(routing, ("pair_id", "route", "reason", "ai_confidence"), "routing")
     q = routing[routing["route"].isin(["expert", "spot_check", "human", "over_budget"])].copy()
     u = 1.0 - q["ai_confidence"].astype("float64").fillna(0.0).to_numpy()
     base = q["route"].map({"expert": 3.0, "spot_check": 2.0, "human": 1.0, "over_budget": 0.0}).to_numpy()
     q["priority"] = np.where(q["route"].isin(["human", "over_budget"]), base + u, base)
-    q["labels_wanted"] = np.where(q["route"] == "expert", 1, config.labels_per_pair)
+    recorded = q["labels_wanted"] if "labels_wanted" in q.columns else pd.Series(pd.NA, index=q.index, dtype="Int64")
+    q["labels_wanted"] = recorded.astype("Int64").fillna(labels_wanted(q["route"], config.labels_per_pair).fillna(config.labels_per_pair))
     q["enqueued"] = q["route"] != "over_budget"
     keys = pa.table({"priority": pa.array(q["priority"].to_numpy()), "pair_id": pa.array(q["pair_id"], pa.string())})
     order = pc.sort_indices(keys, sort_keys=[("priority", "descending"), ("pair_id", "ascending")])  # Arrow sorts text 3x faster than pandas

@@ -60,6 +60,7 @@ ROUTING: Final = {
     "ai_label": "string",
     "ai_confidence": "float64",
     "ai_status": "string",
+    "labels_wanted": "Int64",  # labels people give before the pair is final: 1 (expert), labels_per_pair, null where the AI label stands
 }
 
 HUMAN_QUEUE: Final = {

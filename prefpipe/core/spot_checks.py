@@ -49,7 +49,7 @@ def _people_direction(human_annotations: pd.DataFrame, pair_ids: pa.Array) -> tu
 
 
 def _spot_check_comparison(routing: pd.DataFrame, human_annotations: pd.DataFrame) -> pd.DataFrame:
-    schemas.require_columns(routing, tuple(schemas.ROUTING), "routing")
+    schemas.require_columns(routing, tuple(c for c in schemas.ROUTING if c != "labels_wanted"), "routing")
     # a spot check the people disagreed with was escalated (route "expert"): it is still in the sample
     reason, route = pair_codes.text_array(routing["reason"]), pair_codes.text_array(routing["route"])
     sampled = pc.or_kleene(pc.or_kleene(pc.equal(reason, SPOT_CHECK), pc.equal(route, "spot_check")), pc.starts_with(reason, SPOT_CHECK_DISAGREES))
@@ -64,20 +64,32 @@ def _spot_check_comparison(routing: pd.DataFrame, human_annotations: pd.DataFram
     return merged
 
 
+def _wanted(spots: pd.DataFrame) -> np.ndarray:
+    """People's labels each spot check needs before it is compared (routing's labels_wanted; one
+    where a routing frame does not record it)."""
+    if "labels_wanted" not in spots.columns:
+        return np.ones(len(spots), dtype="int64")
+    return spots["labels_wanted"].astype("Int64").fillna(1).to_numpy(dtype="int64")
+
+
 def escalate_spot_checks(routing: pd.DataFrame, human_annotations: pd.DataFrame) -> pd.DataFrame:
-    """ROUTING rows (route "expert") for spot checks where the people disagree with the AI.
+    """ROUTING rows (route "expert") for spot checks where the people disagree with the AI, once
+    a spot check has all the labels it wants (routing's labels_wanted): a first label that
+    disagrees waits for the others, as the pair's final label does.
 
     Disagreement is directional: the annotators' majority direction (A, B or tie; the two A labels
     are one, the two B labels are one) differs from the AI label's direction, or the annotators
     are split with no majority. A>>B against A>B is agreement: strength is not worth an expert.
     """
     merged = _spot_check_comparison(routing, human_annotations)
-    out = merged[merged["disagrees"].to_numpy(dtype=bool)].copy()
+    complete = merged["n_people"].to_numpy() >= _wanted(merged)
+    out = merged[merged["disagrees"].to_numpy(dtype=bool) & complete].copy()
     reasons = [
         f"{SPOT_CHECK_DISAGREES}: AI {a} ({d}) vs people {p} ({n} label(s))"
         for a, d, p, n in zip(out["ai_label"], out["ai_dir"], out["people"], out["n_people"], strict=True)
     ]
     out["route"] = pair_codes.text_series(pair_codes.constant("expert", len(out)), out.index)
+    out["labels_wanted"] = pd.array(np.ones(len(out), dtype="int64"), dtype="Int64")
     out["reason"] = pair_codes.text_series(pa.array(reasons, pa.large_string()), out.index)
     return schemas.conform(out, schemas.ROUTING, name="expert_queue")
 

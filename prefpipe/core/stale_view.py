@@ -34,6 +34,9 @@ CURRENT_PROMPT = "(current)"
 """Stands for "the current version of this label's own judge template" (judges may use different templates)."""
 LAST_STAGE = "preference_dataset"
 """The pipeline's last stage: a run that materialized it after ai_labels rebuilt the whole batch."""
+NEVER_COMPLETED = "never completed"
+"""The action of a batch no run has completed and whose last run failed: nothing of it is stale,
+since nothing was made to last (a failed run's writes are put back)."""
 
 
 @dataclass(frozen=True)
@@ -78,19 +81,24 @@ def stale_view(
     cost_ledger: pd.DataFrame | Mapping[str, float] | None = None,
     final_label_counts: Mapping[str, int] | None = None,
     include_current: bool = False,
+    never_completed: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """One row per batch and stage with stale rows (prefpipe.core.staleness.STALE_BATCHES columns).
 
     `tables`: warehouse rows (with batch_id) of ai_labels and human_annotations; `last_run_versions`:
     batch -> the guideline version its last ai_labels materialization recorded (None: no run
     recorded); `final_label_counts`: batch -> final labels a rerun rebuilds (shown as the last_run
-    stage's size)."""
+    stage's size). `never_completed`: batch -> how its last run ended, for batches no run has
+    completed: each gets one last_run row whose action says so (never stale: there is nothing
+    to redo, only a failure to fix), whatever rows a failed run left."""
     import numpy as np
     import pandas as pd
 
     from prefpipe.core.staleness import STALE_BATCHES, STAGES, stale_batches
 
-    frames = own_labels(tables)
+    never = dict(never_completed or {})
+    frames = {name: frame[~frame["batch_id"].astype("string").isin(list(never)).fillna(False)] if never else frame
+              for name, frame in own_labels(tables).items()}
     ai = frames.get("ai_labels")
     if ai is not None:
         current_prompt = prompt_is_current(ai["judge_prompt_version"], current.judge_prompts)
@@ -98,7 +106,7 @@ def stale_view(
     view = stale_batches(frames, current.guideline, CURRENT_PROMPT, cost_ledger, include_current=include_current)
 
     counts = dict(final_label_counts or {})
-    batches = sorted(last_run_versions)
+    batches = sorted(set(last_run_versions) - set(never))
     recorded = pd.Series([last_run_versions[b] for b in batches], dtype="string")
     stale = recorded.ne(current.guideline).fillna(True).to_numpy()
     n = pd.array([counts.get(b) for b in batches], dtype="Int64")
@@ -117,10 +125,22 @@ def stale_view(
     })
     if not include_current:
         runs = runs[stale]
-    out = pd.concat([view, runs.astype(STALE_BATCHES)], ignore_index=True)
+    failed = pd.DataFrame({
+        "batch_id": sorted(never), "stage": RUN_STAGE, "n_labels": pd.array([counts.get(b) for b in sorted(never)], dtype="Int64"),
+        "n_stale": 0, "n_stale_guideline": 0, "n_stale_judge_prompt": 0, "stale_guideline_versions": None,
+        "stale_judge_prompt_versions": None, "n_gold_stale": 0, "estimated_cost_usd": 0.0,
+        "action": [f"{NEVER_COMPLETED}: {never[b]}" for b in sorted(never)],
+    })
+    out = pd.concat([view, runs.astype(STALE_BATCHES), *([failed.astype(STALE_BATCHES)] if never else [])], ignore_index=True)
     order = {RUN_STAGE: -1, **{s.table: i for i, s in enumerate(STAGES)}}
     out = out.assign(_o=out["stage"].map(order)).sort_values(["batch_id", "_o"], kind="stable").drop(columns="_o")
     return out.reset_index(drop=True).astype(STALE_BATCHES)
+
+
+def never_completed_batches(view: pd.DataFrame) -> dict[str, str]:
+    """Batch -> what its never-completed row says (stale_view's `never_completed` rows)."""
+    rows = view[view["stage"].eq(RUN_STAGE) & view["action"].astype("string").str.startswith(NEVER_COMPLETED).fillna(False)]
+    return dict(zip(rows["batch_id"].astype(str), rows["action"].astype(str)))
 
 
 def batches_to_rerun(view: pd.DataFrame) -> list[str]:

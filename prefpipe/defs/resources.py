@@ -29,7 +29,7 @@ from prefpipe.annotate.store.location import STORE_ENV
 from prefpipe.core import settings
 from prefpipe.core.batches import BatchConfig, list_batches, load_batch_config, open_batches
 from prefpipe.core.guidelines import Guidelines, load_guidelines
-from prefpipe.core.routing import BUDGET_STRATEGIES, DEFAULT_BUDGET_STRATEGY, RoutingConfig
+from prefpipe.core.routing import BUDGET_STRATEGIES, DEFAULT_BUDGET_STRATEGY, DEFAULT_LABELS_PER_PAIR, RoutingConfig
 from prefpipe.core.warehouse import read_chunks, read_tables
 from prefpipe.core.warehouse_target import WAREHOUSE_ENV, WarehouseTarget, parse_target
 from prefpipe.defs.executors import executor_choice
@@ -124,19 +124,24 @@ class RoutingSettings(dg.ConfigurableResource):
     spot_check_rate: Optional[float] = pydantic.Field(None, description="Share of accepted AI labels sent to a person anyway (default: the rubric's spot_check_rate, 0.05).")
     seed: int = pydantic.Field(0, description="Seed of the spot-check draw.")
     require_consistent: bool = pydantic.Field(True, description="Accept only verdicts consistent in both orders.")
-    labels_per_pair: int = pydantic.Field(3, description="Human labels wanted per pair routed to people (experts give one).")
+    labels_per_pair: Optional[int] = pydantic.Field(
+        None, description=f"People's labels a pair routed to them needs before it is final (experts give one); "
+        f"default: the batch's batch.json labels_per_pair, else {DEFAULT_LABELS_PER_PAIR}. Set here, it overrides batch.json for the run.",
+    )
     budget_strategy: str = pydantic.Field(DEFAULT_BUDGET_STRATEGY, description=f"Active-learning strategy that spends a human budget: {', '.join(BUDGET_STRATEGIES)}.")
     primary_judge: Optional[str] = pydantic.Field(None, description="Judge whose verdicts are routed and stand where accepted (default: the first in ai_labels).")
 
-    def rules(self, guidelines: Guidelines, human_budget: int | None) -> RoutingConfig:
-        """The routing rules for one batch: thresholds not set here come from the rubric."""
+    def rules(self, guidelines: Guidelines, batch: BatchConfig) -> RoutingConfig:
+        """The routing rules for one batch: thresholds not set here come from the rubric, the
+        budget from batch.json, labels per pair from here, else batch.json, else the default."""
+        per_pair = next((n for n in (self.labels_per_pair, batch.labels_per_pair) if n is not None), DEFAULT_LABELS_PER_PAIR)
         return RoutingConfig(
             accept_confidence=self.accept_confidence if self.accept_confidence is not None else guidelines.threshold("ai_confidence_accept", 0.75),
             spot_check_rate=self.spot_check_rate if self.spot_check_rate is not None else guidelines.threshold("spot_check_rate", 0.05),
             seed=self.seed,
             require_consistent=self.require_consistent,
-            human_budget=human_budget,
-            labels_per_pair=self.labels_per_pair,
+            human_budget=batch.human_budget,
+            labels_per_pair=per_pair,
             budget_strategy=self.budget_strategy,
         )
 

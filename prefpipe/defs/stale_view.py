@@ -50,18 +50,53 @@ def last_run_versions(instance: dg.DagsterInstance, batch_ids: list[str], *, thi
     return out
 
 
+RECORD_COMMAND = "prefpipe stale --record"
+"""The `prefpipe/command` tag of the check-only runs `prefpipe stale --record` makes: not attempts to build a batch."""
+
+
+def last_attempt(instance: dg.DagsterInstance, batch_id: str) -> dg.DagsterRun | None:
+    """The batch's latest run that tried to build it (check-only `prefpipe stale --record` runs left out)."""
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": batch_id}), limit=20)
+    return next((run for run in runs if run.tags.get("prefpipe/command") != RECORD_COMMAND), None)
+
+
+def never_completed(instance: dg.DagsterInstance, batch_ids: list[str], *, this_run: str | None = None) -> dict[str, str]:
+    """Batch -> how its last run ended, for the batches no run has completed (no materialization
+    of the last stage on record) whose last run failed or was canceled; `this_run` is never one."""
+    out: dict[str, str] = {}
+    for batch_id in batch_ids:
+        done = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(LAST_STAGE), asset_partitions=[batch_id]), limit=1)
+        if done.records:
+            continue
+        run = last_attempt(instance, batch_id)
+        if run is None or run.run_id == this_run or run.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+            continue
+        failure = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE, limit=1).records
+        step = failure[0].event_log_entry.step_key if failure else None
+        ended = "failed" + (f" at {step}" if step else "") if run.status == dg.DagsterRunStatus.FAILURE else "was canceled"
+        out[batch_id] = f"its last run ({run.run_id}) {ended}; fix what it said, then prefpipe run --batch {batch_id}"
+    return out
+
+
 def compute_view(instance: dg.DagsterInstance, *, database: str | Path | None = None, guidelines_dir: str | Path | None = None,
                  batch_id: str | None = None, include_current: bool = False, this_run: str | None = None) -> tuple[pd.DataFrame, list[str], CurrentVersions]:
-    """(the stale view, the batches in the warehouse, the current versions) for the whole warehouse
-    or one batch; `this_run`: the id of the run asking, if any (see last_run_versions)."""
+    """(the stale view, the batches it covers, the current versions) for the whole warehouse or one
+    batch; `this_run`: the id of the run asking, if any (see last_run_versions). The batches are
+    those with rows in the warehouse and the registered ones whose runs never completed (a failed
+    run leaves no rows), each of the latter with a row that says so (core.stale_view.NEVER_COMPLETED)."""
+    from prefpipe.defs.partitions import batches as batch_partitions
+
     current = current_versions(guidelines_dir)
     tables = read_warehouse(database, batch_id=batch_id)
-    batches = warehouse_batches(tables) if batch_id is None else [batch_id]
+    in_warehouse = warehouse_batches(tables) if batch_id is None else [batch_id]
+    candidates = sorted(set(in_warehouse) | set(instance.get_dynamic_partitions(batch_partitions.name))) if batch_id is None else in_warehouse
+    never = never_completed(instance, candidates, this_run=this_run)
+    batches = sorted(set(in_warehouse) | set(never))
     view = stale_view(
         {k: v for k, v in tables.items() if k in ("ai_labels", "human_annotations")},
-        last_run_versions(instance, batches, this_run=this_run), current,
+        last_run_versions(instance, [b for b in batches if b not in never], this_run=this_run), current,
         cost_ledger=tables.get("cost_report"), final_label_counts=tables["final_label_counts"],
-        include_current=include_current,
+        include_current=include_current, never_completed=never,
     )
     return view, batches, current
 

@@ -38,7 +38,9 @@ def route_pairs(
     route = routed["route"].to_numpy(dtype=object).copy()
     reason = routed["reason"].to_numpy(dtype=object).copy()
     _apply_budget(routed, route, reason, config, texts, reward_model)
-    return schemas.conform(routed.assign(route=route, reason=reason), schemas.ROUTING, name="routing")
+    routed = routed.assign(route=route, reason=reason)
+    routed["labels_wanted"] = rules.labels_wanted(routed["route"], config.labels_per_pair)
+    return schemas.conform(routed, schemas.ROUTING, name="routing")
 
 
 def _apply_budget(frame, route, reason, config: rules.RoutingConfig, texts, reward_model) -> None:

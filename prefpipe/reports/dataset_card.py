@@ -1,7 +1,8 @@
 """The dataset card shipped next to the exported files: how the data was made and how much to trust it.
 
 A reader of a preference dataset needs to know where the labels came from (people, an AI judge,
-experts), under which guidelines, how well the annotators agreed, and what was left out. The card
+experts), under which guidelines, how well the annotators agreed, and what was left out: for this
+batch, in its own counts (prefpipe.reports.batch_story), never the pipeline's design. The card
 is markdown with a Hugging Face YAML header, so it doubles as the README of a Hub dataset repo.
 It reads only the provenance columns and the margin, in Arrow: a million rows' text is never copied.
 """
@@ -16,7 +17,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefpipe.core import schemas
+from prefpipe.core.batch_facts import BatchFacts
+from prefpipe.core.dataset_versions import Publication
 from prefpipe.exports.common import arrow_column
+from prefpipe.reports.batch_story import how_it_was_made, version_sentences
 from prefpipe.reports.markdown import table_md
 
 AGREEMENT_COLUMNS = list(schemas.AGREEMENT_REPORT)
@@ -36,6 +40,14 @@ def _counts_md(values: pa.ChunkedArray, header: str) -> str:
     return table_md(counts, floatfmt=".1%")
 
 
+def _made(facts: BatchFacts, rows: int) -> list[str]:
+    """The batch's own story as a list, and what it means for these files."""
+    out = ["\n".join(f"- {line}" for line in how_it_was_made(facts, rows=rows))]
+    if facts.waiting:
+        out.append("The pairs still waiting are not in these files: a later version adds each once it is complete.")
+    return out
+
+
 def dataset_card(
     trl: pd.DataFrame | pa.Table,
     *,
@@ -44,12 +56,17 @@ def dataset_card(
     title: str = "prefpipe preference dataset",
     license: str | None = None,
     generated_at: dt.datetime | None = None,
+    facts: BatchFacts | None = None,
+    publication: Publication | None = None,
 ) -> str:
     """Markdown card for an exported TRL frame or table (prefpipe.exports.trl.to_trl or trl_table).
 
     `agreement_report` rows (schemas.AGREEMENT_REPORT, optionally with batch_id) give the
     agreement figures; batch-level metrics are shown, annotator-pair rows are summarised by count.
     `license` is written to the YAML header only when given: a licence is never guessed.
+    `facts` (prefpipe.core.batch_facts) tell how this batch was made, in its own counts; without
+    them the card says only what the rows show. `publication`: the version these files are
+    (prefpipe.core.dataset_versions), with what changed since the previous one.
     """
     generated_at = generated_at or dt.datetime.now(dt.timezone.utc)
     parquet = next((f for f in files if f.endswith(".parquet")), files[0])
@@ -78,13 +95,15 @@ def dataset_card(
         f"# {title}",
         f"{n:,} preference pairs from batch(es) {', '.join(batches) or '(unknown)'}, "
         f"exported by prefpipe on {generated_at:%Y-%m-%d %H:%M} UTC. Files: {', '.join(f'`{f}`' for f in files)}.",
+    ]
+    if publication is not None:
+        parts += ["## Version", *version_sentences(publication)]
+    parts += [
         "## How it was made",
-        "Prompts were paired with two responses each. An LLM judge labelled every pair in both orders; "
-        "confident, order-consistent verdicts were accepted (a sample of them spot-checked by people), "
-        "the rest went to human annotators, and spot-check disagreements to experts. Annotators were "
-        "checked against hidden gold questions and weighted by reliability; final labels come from "
-        "majority, reliability-weighted or Dawid-Skene aggregation. Each row's `label_source` says which.",
-        "Ties (A=B) carry no preference and are not included; neither are pairs the pipeline dropped.",
+        *(_made(facts, n) if facts is not None else [
+            "Each row's `label_source` says where its label came from (table below): `human:<method>` people's labels "
+            "combined by that method, `expert:expert` an expert's, `ai:ai` an AI verdict that stood.",
+            "Ties (A=B) carry no preference and are not included; neither are pairs the pipeline dropped."]),
         "## Columns",
         "- `prompt`, `chosen`, `rejected`: TRL's standard preference format (completions without the prompt).\n"
         "- `margin`: label strength (2 for A>>B or B>>A, 1 for A>B or B>A) times the final label's "

@@ -22,9 +22,12 @@ import duckdb
 import pandas as pd
 
 from prefpipe.core import schemas, settings
+from prefpipe.core.batch_facts import BatchFacts
+from prefpipe.core.dataset_versions import Publication
 from prefpipe.core.files import atomic_write
 from prefpipe.exports.common import arrow_table, dropped_mask
 from prefpipe.reports import plots
+from prefpipe.reports.batch_story import how_it_was_made, version_sentences
 from prefpipe.reports.judge_card import judge_report_card
 from prefpipe.core.staleness import label_versions, unit_costs
 
@@ -118,6 +121,10 @@ def _tile(key: str, value: str, sub: str = "") -> str:
     return f'<div class="tile"><div class="k">{_e(key)}</div><div class="v">{_e(value)}</div><div class="s">{_e(sub)}</div></div>'
 
 
+def _list(lines: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{_e(line)}</li>" for line in lines) + "</ul>"
+
+
 def _section(title: str, *parts: str, warn: bool = False) -> str:
     attrs = ' class="warn"' if warn else ""
     return f"<section{attrs}><h2>{_e(title)}</h2>{''.join(parts)}</section>"
@@ -180,6 +187,9 @@ def render_batch_report(
     reliability_threshold: float = 0.6,
     generated_at: dt.datetime | None = None,
     judge_card: pd.DataFrame | None = None,
+    facts: BatchFacts | None = None,
+    publication: Publication | None = None,
+    unpublished: str | None = None,
 ) -> str:
     """The report page for one batch from its warehouse rows (tables keyed by warehouse name;
     any may be missing or empty, its section then says so).
@@ -189,7 +199,9 @@ def render_batch_report(
     imported labels keep the version they were made under and are not stale. None leaves the
     staleness section out (only the labels-by-version table is shown). `judge_card`: the batch's
     judge report card when the caller has it already (published_dataset shows it too), else it is
-    computed from the tables."""
+    computed from the tables. `facts` (prefpipe.core.batch_facts): the batch's own story, shown
+    first; `publication`: the dataset version this run published, or `unpublished`: why it
+    published nothing and what became of earlier files."""
     generated_at = generated_at or dt.datetime.now(dt.timezone.utc)
     pairs = _get(tables, "response_pairs")
     ai = _get(tables, "ai_labels")
@@ -230,6 +242,15 @@ def render_batch_report(
             tiles.append(_tile("cost so far", f"${float(total.iloc[0]):,.2f}", "from the ledger"))
 
     sections = []
+    if facts is not None:
+        if facts.waiting:
+            tiles.append(_tile("waiting for people", f"{facts.waiting:,}", f"{facts.waiting_with_labels:,} with some labels"))
+        rows = publication.version.rows if publication is not None else 0 if unpublished is not None else None
+        sections.append(_section("How this batch was made", _list(how_it_was_made(facts, rows=rows))))
+    if publication is not None:
+        sections.append(_section("Published dataset", _list(version_sentences(publication))))
+    elif unpublished is not None:
+        sections.append(_section("Published dataset", f'<p class="note">{_e(unpublished)}</p>', warn=True))
     sections.append(_section(
         "Agreement",
         _img(plots.agreement_plot(agreement), "Agreement metrics with confidence intervals"),

@@ -146,3 +146,26 @@ def test_backfill_of_a_batch_without_folder_is_refused(project_data, tmp_path, m
     assert main(["backfill", "--batch", "nope", "--dry-run"]) == 2
     assert "no batch folder with a prompts.jsonl for nope" in capsys.readouterr().err
     assert run_cli(capsys, "backfill", "--stale", "--dry-run") == (0, "nothing to backfill: every batch is up to date\n")
+
+
+def test_a_batch_whose_only_run_failed_is_never_completed(project_data, tmp_path, monkeypatch, capsys):
+    """No endpoint and no imported verdicts: the run stops at ai_labels and puts back what it wrote.
+    `prefpipe stale` used to leave such a batch out (or call it STALE with "?" counts)."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    (tmp_path / "dagster_home").mkdir()
+    (project_data / "batches" / "mini" / "ai_labels.jsonl").unlink()
+    from prefpipe.definitions import build_definitions
+
+    with dg.DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions("batches", ["mini"])
+        result = build_definitions().resolve_job_def("pipeline").execute_in_process(partition_key="mini", instance=instance, raise_on_error=False)
+    assert not result.success
+    code, out = run_cli(capsys, "stale")
+    assert code == 0 and "mini: never completed: its last run (" in out and ") failed at ai_labels; fix what it said" in out
+    assert "STALE" not in out and "?" not in out and "0 of 1 batch(es) stale" in out
+    code, out = run_cli(capsys, "stale", "--json")
+    (record,) = json.loads(out)
+    assert record["stage"] == RUN_STAGE and record["action"].startswith("never completed") and record["stale_guideline_versions"] is None
+    assert run_cli(capsys, "backfill", "--stale", "--dry-run") == (0, "nothing to backfill: every batch is up to date\n")

@@ -32,3 +32,18 @@ def test_the_warehouse_gives_only_the_rows_a_rerun_can_redo_and_every_batch(tmp_
     one = read_warehouse(db, batch_id="imported")
     assert one["ai_labels"].empty and one["label_batches"] == ["imported"] and one["final_label_counts"] == {}
     assert read_warehouse(tmp_path / "none.duckdb") == {"final_label_counts": {}, "label_batches": []}
+
+
+def test_a_batch_no_run_completed_is_never_completed_not_stale():
+    """Its last_run row says so whatever label rows a failed run left, and no backfill reruns it."""
+    import pandas as pd
+
+    from prefpipe.core.stale_view import NEVER_COMPLETED, RUN_STAGE, CurrentVersions, batches_to_rerun, never_completed_batches, stale_view
+
+    ai = pd.DataFrame({"batch_id": ["failed", "old"], "guideline_version": ["g0", "g0"], "judge_prompt_version": "judge_v1@x", "cost_usd": 0.1})
+    view = stale_view({"ai_labels": ai}, {"old": "g0", "failed": None}, CurrentVersions("g1", {"judge_v1": "judge_v1@x"}),
+                      never_completed={"failed": "its last run (r1) failed at ai_labels"})
+    assert batches_to_rerun(view) == ["old"]
+    (row,) = view[view["batch_id"] == "failed"].itertuples()
+    assert row.stage == RUN_STAGE and row.action == f"{NEVER_COMPLETED}: its last run (r1) failed at ai_labels" and row.n_stale == 0
+    assert never_completed_batches(view) == {"failed": row.action}

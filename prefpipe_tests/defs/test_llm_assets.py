@@ -57,3 +57,20 @@ def test_generation_and_judge_assets_against_a_loopback_server(project_data, tmp
         assert again.success, step_failures(again)
         assert len(server.chat_requests) == first_requests
         assert read_table("judge_calls", batch_id="gen")["cached"].all()
+
+
+def test_the_call_tables_describe_themselves():
+    """generation_calls and judge_calls are second outputs of multi-assets: each has its own
+    description in the UI, naming only columns the calls table has."""
+    import dagster as dg
+
+    from prefpipe.core.schemas import LLM_CALLS
+    from prefpipe.definitions import build_definitions
+
+    graph = build_definitions().resolve_asset_graph()
+    described = {key: graph.get(dg.AssetKey(key)).description or "" for key in ("response_pairs", "generation_calls", "ai_labels", "judge_calls")}
+    assert described["generation_calls"] != described["response_pairs"] and described["judge_calls"] != described["ai_labels"]
+    for calls in ("generation_calls", "judge_calls"):
+        text = described[calls]
+        assert text.startswith("Every ") and "cost_usd" in text and "spent_usd" in text and "latency" not in text
+        assert {"cost_usd", "spent_usd"} <= set(LLM_CALLS)

@@ -61,3 +61,19 @@ def test_an_arrow_table_gives_the_same_card():
     when = dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)
     assert dataset_card(trl_table(rows), generated_at=when) == dataset_card(to_trl(rows), generated_at=when)
     assert "| (unknown)      |      1 |   33.3% |" in dataset_card(trl_table(rows), generated_at=when)
+
+
+def test_card_tells_this_batch_and_its_version_never_the_design():
+    """The demo's card used to say an LLM judge labelled every pair in both orders: its verdicts were
+    imported, in one order, and every pair went to people. With the batch's facts it says that."""
+    from prefpipe.core.dataset_versions import DatasetChange, DatasetVersion, Publication
+    from prefpipe_tests.reports.test_batch_story import demo_like
+
+    version = DatasetVersion("bbbb", "b" * 64, "b1", "2026-01-02T00:00:00+00:00", "run-2", 3, ("g1", "g2"), ("jp1",),
+                             previous="aaaa", change=DatasetChange("aaaa", added=1, removed=0, labels_changed=2, otherwise_changed=0))
+    card = dataset_card(_trl(), facts=demo_like(), publication=Publication(version, True, None))
+    assert "LLM judge labelled every pair" not in card and "both orders" not in card and "hidden gold" not in card
+    assert "## Version\n\nVersion bbbb" in card and "since version aaaa: 1 pair(s) added, 0 removed, 2 with a changed label" in card
+    made = card.split("## How it was made")[1].split("## Columns")[0]
+    assert "- prefpipe asked no AI judge: 999 verdicts of gpt-3.5-turbo were imported" in made and "- Every pair went to people" in made
+    assert "still waiting" not in made  # nothing waits in the demo

@@ -176,3 +176,17 @@ def test_the_columns_published_dataset_reads_make_the_same_page(report_tables, r
     page = render_batch_report("demo", arrow, current_guideline_version="pandalm-v1", stale=stale_rows(report_tables),
                                generated_at=dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.timezone.utc), judge_card=card)
     assert page == rendered
+
+
+def test_the_page_tells_the_batch_and_what_was_published():
+    """Without shared data: the facts section and the publish section, or why nothing was published."""
+    from dataclasses import replace
+
+    from prefpipe_tests.reports.test_batch_story import demo_like
+
+    waiting = replace(demo_like(), waiting=4, waiting_with_labels=1)
+    page = render_batch_report("b", {}, facts=waiting, unpublished="Nothing published: no pair is complete yet: 4 waiting for people; no earlier files.")
+    assert "How this batch was made" in page and "prefpipe asked no AI judge: 999 verdicts of gpt-3.5-turbo were imported" in page
+    assert "4 pairs still wait for people (1 of them with some of their labels)" in page
+    assert "Nothing published: no pair is complete yet: 4 waiting for people" in page and "waiting for people</div>" in page
+    assert render_batch_report("nothing", {}).count("<section") == 4  # no facts given: the page is as it was

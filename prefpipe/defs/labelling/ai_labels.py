@@ -47,8 +47,11 @@ class AiLabelsConfig(JudgeRunConfig):
 @dg.multi_asset(
     outs=with_llm_calls(
         "ai_labels", "judge_calls",
-        "Every call made to the judges for the batch, one row per request (each order of each pair): model, tokens in "
-        "and out, latency, cached or not, Batch API or not, and its price from the price table.",
+        "Every call ai_labels made to the judges for the batch, one row a call: each order of each pair (stage `judge`) "
+        "and each retry after an unreadable verdict (`judge_retry`), with the judge, the pair, the model, tokens in and "
+        "out, whether the answer cache answered it or the Batch API made it (status `pending` while its answer is due), "
+        "HTTP attempts, its price from the price table (`cost_usd`) and what this run paid (`spent_usd`: 0 when cached). "
+        "Empty when no judge was asked (imported verdicts, or batch.json \"judge\": \"none\"). cost_report prices the batch from it.",
     ),
     partitions_def=batches,
     deps=["guidelines"],

@@ -25,8 +25,11 @@ def made_a_pair(pairs) -> bool:
 @dg.multi_asset(
     outs=with_llm_calls(
         "response_pairs", "generation_calls",
-        "Every model call made to generate the batch's responses: model, tokens in and out, latency, whether the "
-        "cache answered, and its price from the price table (cached calls cost nothing).",
+        "Every model call response_pairs made for the batch, one row a call: generating responses (stage `generation`) "
+        "and scoring best-of-n or rejection-sampling candidates (`scorer`, `scorer_retry`), with the strategy, the prompt "
+        "it served, the model, tokens in and out, whether the answer cache answered it or the Batch API made it, status "
+        "and HTTP attempts, its price from the price table (`cost_usd`) and what this run paid (`spent_usd`: 0 when "
+        "cached). Empty when the pairs are the batch's own completions (strategy `existing`). cost_report prices the batch from it.",
     ),
     partitions_def=batches,
     deps=["prompts"],  # read a chunk at a time (warehouse_reader), not loaded whole as an input: a million prompts' texts

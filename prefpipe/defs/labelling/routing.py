@@ -52,7 +52,7 @@ def routing(
     The metadata shows the spot-check disagreement rate: the honest estimate of the error in the
     accepted AI labels that nobody checked."""
     batch_id = context.partition_key
-    cfg = routing_settings.rules(guidelines_folder.load(), batch_folders.config(batch_id).human_budget)
+    cfg = routing_settings.rules(guidelines_folder.load(), batch_folders.config(batch_id))
     pairs = drop_batch(response_pairs)
     model = None
     if cfg.human_budget is not None:  # the budget is spent by active learning: rank with what earlier batches taught, and by the texts

@@ -211,10 +211,40 @@ def warehouse_rows(batch_id: str) -> str:
     return f"WITH rows AS ({WAREHOUSE_ROWS.format(table=table, batch=batch)}) "
 
 
+WAITING_SQL = f"""
+SELECT count(*) FROM {WAREHOUSE_SCHEMA}.routing r
+WHERE r.batch_id = $batch AND r.route IN ('human', 'expert')
+  AND NOT EXISTS (SELECT 1 FROM {WAREHOUSE_SCHEMA}.final_labels f WHERE f.batch_id = $batch AND f.pair_id = r.pair_id)
+"""
+"""Pairs people were asked for that have no final label yet (final_labels.waiting_pairs, in SQL)."""
+
+
+def waiting_in(con: duckdb.DuckDBPyConnection, batch_id: str) -> int:
+    """How many of the batch's pairs wait for people, by the warehouse (0 when a table is missing)."""
+    from prefpipe.core.warehouse import present_tables
+
+    if not {"routing", "final_labels"} <= set(present_tables(con)):
+        return 0
+    return int(con.execute(WAITING_SQL, {"batch": batch_id}).fetchone()[0])
+
+
+def _nothing_yet(waiting: int) -> dg.AssetCheckResult:
+    """No row to check. Waiting pairs make that a state, not a failure: the check passes and says so.
+    With nothing waiting (every final label a tie, or no pair at all) there is nothing to train on:
+    a WARN, which does not block, since nothing is malformed; published_dataset writes no file."""
+    if waiting:
+        return dg.AssetCheckResult(passed=True, metadata={"rows": 0, "pairs_waiting": waiting},
+                                   description=f"no row yet: {waiting} pair(s) waiting for people")
+    return dg.AssetCheckResult(passed=False, severity=WARN, metadata={"rows": 0, "pairs_waiting": 0},
+                               description=NO_ROWS)
+
+
 def warehouse_export_result(con: duckdb.DuckDBPyConnection | None, batch_id: str) -> dg.AssetCheckResult:
     """export_result of a batch's rows in the warehouse (a read-only connection; None: no warehouse)."""
     n, problems = problems_in(con, warehouse_rows(batch_id)) if con is not None else (0, [])
-    return _result(n, problems if n else [NO_ROWS])
+    if not n:
+        return _nothing_yet(waiting_in(con, batch_id) if con is not None else 0)
+    return _result(n, problems)
 
 
 def warehouse_empty_response_result(con: duckdb.DuckDBPyConnection | None, batch_id: str) -> dg.AssetCheckResult:
@@ -228,10 +258,12 @@ def warehouse_empty_response_result(con: duckdb.DuckDBPyConnection | None, batch
 
 @batch_check("preference_dataset", blocking=True)
 def export_is_well_formed(context: dg.AssetCheckExecutionContext, warehouse_reader: WarehouseReader) -> dg.AssetCheckResult:
-    """The training export is usable: at least one row; prompt, chosen and rejected are text and the
-    prompt is not empty; chosen differs from rejected; margins finite and >= 0 where present; one
-    row per pair. Blocking with severity ERROR: a failure fails the run and blocks everything
-    downstream of the dataset, so an empty or malformed export never passes as a good batch.
+    """The training export is usable: prompt, chosen and rejected are text and the prompt is not
+    empty; chosen differs from rejected; margins finite and >= 0 where present; one row per pair.
+    Blocking with severity ERROR: a malformed export fails the run (the description says which
+    rows) and blocks everything downstream, so it never passes as a good batch. An export that is
+    merely unfinished is not malformed: with no row yet while pairs wait for people the check
+    passes and says how many wait; with no row and nothing waiting (only ties) it warns.
     Checked in SQL on the batch's warehouse rows: their text is never loaded."""
     with read_only(warehouse_reader.database) as con:
         return warehouse_export_result(con, context.partition_key)

@@ -18,7 +18,7 @@ from prefpipe.defs.resources import AnnotationStoreResource, BatchFolders, Guide
 @dg.asset(
     **BATCH_ASSET, group_name="people",
     ins={  # only the columns used: a million pairs' other columns would cost seconds to load
-        "routing": dg.AssetIn(metadata={"columns": ["pair_id", "route", "reason", "ai_confidence"]}),
+        "routing": dg.AssetIn(metadata={"columns": ["pair_id", "route", "reason", "ai_confidence", "labels_wanted"]}),
         "response_pairs": dg.AssetIn(metadata={"columns": ["pair_id"]}),  # the texts of the pairs queued: _with_texts
     },
 )
@@ -35,7 +35,7 @@ def human_queue(
     never duplicates a task or touches an answer."""
     batch_id = context.partition_key
     g = guidelines_folder.load()  # read once: the thresholds routed by and the version recorded on the tasks
-    cfg = routing_settings.rules(g, batch_folders.config(batch_id).human_budget)
+    cfg = routing_settings.rules(g, batch_folders.config(batch_id))
     routed = drop_batch(routing)
     pairs = drop_batch(response_pairs)
     queue = build_human_queue(routed, cfg)

@@ -1,6 +1,7 @@
 """The `final_labels` asset: one label per pair; and its check of label drift against the other
 batches."""
 
+import time
 from typing import Literal
 
 import dagster as dg
@@ -10,12 +11,14 @@ import pydantic
 
 from prefpipe import quality
 from prefpipe.core import schemas
-from prefpipe.core.final_labels import combine_final_labels
+from prefpipe.core.batch_status import BatchProgress, frames_progress
+from prefpipe.core.final_labels import combine_final_labels, waiting_pairs
 from prefpipe.core.labels import SCALE
 from prefpipe.core.settings import WAREHOUSE_SCHEMA
-from prefpipe.defs.common import BATCH_ASSET, WARN, batch_check, check_md, check_threshold, drop_batch, md_image, user_errors, with_batch
+from prefpipe.defs.common import BATCH_ASSET, WARN, batch_check, check_md, check_threshold, drop_batch, md_image, md_table, user_errors, with_batch
 from prefpipe.defs.labelling.routing import primary_labels
 from prefpipe.defs.resources import GuidelinesFolder, RoutingSettings, WarehouseReader
+from prefpipe.reports.completion_plot import COMPLETION_COLUMNS, completion_plot
 from prefpipe.reports.plots import label_distribution_plot
 
 
@@ -45,7 +48,7 @@ def _columns(*names: str) -> dg.AssetIn:
 
 INPUTS = {
     "filtered_annotations": _columns("pair_id", "annotator_id", "label", "role", "guideline_version", "created_at"),
-    "routing": _columns("pair_id", "route", "ai_label", "ai_confidence"),
+    "routing": _columns("pair_id", "route", "ai_label", "ai_confidence", "labels_wanted"),
     "ai_labels": _columns("pair_id", "judge", "label", "confidence", "guideline_version"),
 }
 """What final_labels reads of each table: what the aggregators and combine_final_labels use, never the
@@ -58,18 +61,32 @@ def final_labels(
     context: dg.AssetExecutionContext, config: FinalLabelsConfig, filtered_annotations: pd.DataFrame,
     annotator_reliability: pd.DataFrame, routing: pd.DataFrame, ai_labels: pd.DataFrame, routing_settings: RoutingSettings,
 ) -> pd.DataFrame:
-    """One label per pair: an expert's answer is final; else the people's label, aggregated by
-    majority vote, reliability-weighted vote or Dawid-Skene (run config `method`); else the AI label
-    where it stands. A pair with none of these gets no label: nothing is invented."""
+    """One label per pair, for the pairs that are complete: an expert's answer is final; else the
+    people's label, aggregated by majority vote, reliability-weighted vote or Dawid-Skene (run
+    config `method`), once the pair has the labels per pair routing asked for; else the AI label
+    where it stands. Pairs still short of their labels are waiting: they get no label (nothing is
+    invented), and the metadata counts them by labels received."""
     batch_id = context.partition_key
     kept = drop_batch(filtered_annotations)
     people, experts = kept[kept["role"] == "annotator"], kept[kept["role"] == "expert"]
     human_final = aggregate(people, config.method, drop_batch(annotator_reliability))
     ai = primary_labels(drop_batch(ai_labels), routing_settings.primary_judge)
-    final = combine_final_labels(drop_batch(routing), ai, human_final, experts, human_annotations=people)
+    routed = drop_batch(routing)
+    final = combine_final_labels(routed, ai, human_final, experts, human_annotations=people)
+    waiting = waiting_pairs(routed, final, human_final)
+    progress = frames_progress(batch_id, routed, final, kept)
+    by_source = final["source"].value_counts()
+    counts = {"final_ai": int(by_source.get("ai", 0)), "final_people": int(by_source.get("human", 0) + by_source.get("expert", 0)),
+              "waiting": len(waiting)}
     context.add_output_metadata(
         {
             "final_labels": len(final),
+            "pairs_waiting": len(waiting),
+            "pairs_final_ai": counts["final_ai"],
+            "pairs_final_people": counts["final_people"],
+            "waiting_for_people": waiting_md(waiting),
+            "batch_status": status_md(progress),
+            "completion_plot": md_image(completion_plot(completion_history(context, counts)), "completion over runs"),
             "method": config.method,
             "by_source": dg.MetadataValue.json(final["source"].value_counts().to_dict()),
             "label_distribution": dg.MetadataValue.json(final["label"].value_counts().reindex(SCALE, fill_value=0).to_dict()),
@@ -78,6 +95,38 @@ def final_labels(
         }
     )
     return with_batch(final, schemas.FINAL_LABELS, batch_id, table="final_labels")
+
+
+def status_md(progress: BatchProgress) -> dg.MetadataValue:
+    """The batch's progress as `prefpipe status` prints it, as a table for the metadata panel."""
+    rows = [("pairs", progress.pairs), *((f"routed: {route}", n) for route, n in progress.routes.items()),
+            *((f"final: {source}", n) for source, n in progress.final.items()),
+            ("waiting for people", progress.pairs_waiting),
+            ("labels received / wanted (waiting pairs)", f"{progress.labels_received} / {progress.labels_wanted}")]
+    return md_table(pd.DataFrame(rows, columns=["", "pairs"]).astype({"pairs": "string"}))
+
+
+def completion_history(context: dg.AssetExecutionContext, now: dict[str, int], runs: int = 30) -> pd.DataFrame:
+    """This batch's last `runs` final_labels materializations' counts (COMPLETION_COLUMNS), this run's last.
+    Runs from before the counts were recorded are left out: their figures are not known."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[context.partition_key]), limit=runs - 1).records
+    rows = []
+    for record in records:
+        metadata = record.asset_materialization.metadata if record.asset_materialization else {}
+        if all(f"pairs_{k}" in metadata for k in ("final_ai", "final_people", "waiting")):
+            rows.append({"run_at": record.timestamp, **{k: metadata[f"pairs_{k}"].value for k in ("final_ai", "final_people", "waiting")}})
+    rows.append({"run_at": time.time(), **now})
+    return pd.DataFrame(rows, columns=list(COMPLETION_COLUMNS))
+
+
+def waiting_md(waiting: pd.DataFrame) -> dg.MetadataValue | str:
+    """The waiting pairs counted by route and labels received of wanted: a million pairs in a few rows."""
+    if waiting.empty:
+        return "no pair is waiting for people"
+    table = (waiting.groupby(["route", "labels_received", "labels_wanted"]).size().rename("pairs").reset_index()
+             .sort_values(["route", "labels_received"], ascending=[False, False]))
+    return md_table(table)
 
 
 def label_counts(labels: pd.Series) -> pd.Series:
