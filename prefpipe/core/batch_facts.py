@@ -130,7 +130,7 @@ SELECT (SELECT coalesce(sum(n), 0) FROM got) AS received, (SELECT count(*) FROM 
 """
 """Labels received on the pairs routed to people (people's on human and spot-check pairs, experts'
 on expert pairs), and the human and expert pairs with no final label yet: waiting (with some
-labels). A spot check never waits: its AI label stands meanwhile (as in final_labels.waiting_pairs)."""
+labels). A spot check never waits: its AI label stands meanwhile (as prefpipe.core.batch_status counts it)."""
 
 HUMAN_SQL = """
 SELECT count(*) FILTER (label IS NOT NULL AND NOT coalesce(is_gold, false)) AS labels,

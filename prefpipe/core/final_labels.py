@@ -116,36 +116,6 @@ def wanted_labels(routing: pd.DataFrame) -> np.ndarray:
     return np.where(expert, np.iinfo(np.int64).max, wanted)
 
 
-def waiting_pairs(routing: pd.DataFrame, final_labels: pd.DataFrame, human_final: pd.DataFrame) -> pd.DataFrame:
-    """The pairs people were asked to label that have no final label yet: pair_id, route,
-    labels_wanted and labels_received (the usable labels counted so far: people's for the human
-    route and spot checks, the expert's for the expert route, so 0 there until one answers). A
-    spot check's AI label stands meanwhile, so spot checks are never waiting."""
-    schemas.require_columns(routing, ("pair_id", "route"), "routing")
-    route = pair_codes.text_array(routing["route"])
-    asked = pc.fill_null(pc.is_in(route, value_set=pa.array(["human", "expert"], pa.large_string())), False).to_numpy(zero_copy_only=False)
-    ids = pair_codes.id_array(routing["pair_id"])
-    codes = pair_codes.encode(ids, pair_codes.id_array(final_labels["pair_id"]), pair_codes.id_array(human_final["pair_id"]))
-    n = len(ids)
-    final = np.zeros(n, dtype=bool)
-    final[codes[1][codes[1] < n]] = True
-    received = np.zeros(n, dtype="int64")
-    hf_at = codes[2]
-    counts = human_final["n_labels"].astype("Int64").fillna(0).to_numpy(dtype="int64")
-    received[hf_at[hf_at < n]] = counts[hf_at < n]
-    expert = pc.fill_null(pc.equal(route, "expert"), False).to_numpy(zero_copy_only=False)
-    received[expert] = 0
-    rows = np.flatnonzero(asked & ~final)
-    wanted = (routing["labels_wanted"].astype("Int64") if "labels_wanted" in routing.columns
-              else pd.Series(np.ones(n, dtype="int64"), dtype="Int64"))
-    return pd.DataFrame({
-        "pair_id": pair_codes.text_series(ids.take(pa.array(rows))),
-        "route": pair_codes.text_series(route.take(pa.array(rows))),
-        "labels_wanted": wanted.iloc[rows].reset_index(drop=True).fillna(1).astype("Int64"),
-        "labels_received": pd.array(received[rows], dtype="Int64"),
-    })
-
-
 def combine_final_labels(
     routing: pd.DataFrame,
     ai_labels: pd.DataFrame | None,
@@ -157,7 +127,7 @@ def combine_final_labels(
     """FINAL_LABELS rows: an expert's answer is final; else the people's aggregate once the pair
     has the labels routing wants of them (`labels_wanted`; see wanted_labels); else the AI label
     where it stands (accepted, a spot check not complete yet, or over budget). A pair with none of
-    these gets no row, and is waiting (waiting_pairs): nothing is invented, and a pair one person of
+    these gets no row, and is waiting (prefpipe.core.batch_status counts them): nothing is invented, and a pair one person of
     the three asked has labelled is not final.
 
     human_final: one row per pair (pair_id, label, confidence, n_labels, method) from the quality

@@ -211,21 +211,12 @@ def warehouse_rows(batch_id: str) -> str:
     return f"WITH rows AS ({WAREHOUSE_ROWS.format(table=table, batch=batch)}) "
 
 
-WAITING_SQL = f"""
-SELECT count(*) FROM {WAREHOUSE_SCHEMA}.routing r
-WHERE r.batch_id = $batch AND r.route IN ('human', 'expert')
-  AND NOT EXISTS (SELECT 1 FROM {WAREHOUSE_SCHEMA}.final_labels f WHERE f.batch_id = $batch AND f.pair_id = r.pair_id)
-"""
-"""Pairs people were asked for that have no final label yet (final_labels.waiting_pairs, in SQL)."""
-
-
 def waiting_in(con: duckdb.DuckDBPyConnection, batch_id: str) -> int:
-    """How many of the batch's pairs wait for people, by the warehouse (0 when a table is missing)."""
-    from prefpipe.core.warehouse import present_tables
+    """How many of the batch's pairs wait for people, by the warehouse (as `prefpipe status` counts them)."""
+    from prefpipe.core.batch_status import batch_progress
 
-    if not {"routing", "final_labels"} <= set(present_tables(con)):
-        return 0
-    return int(con.execute(WAITING_SQL, {"batch": batch_id}).fetchone()[0])
+    progress = batch_progress(con, schema=WAREHOUSE_SCHEMA, batch_id=batch_id).get(batch_id)
+    return progress.pairs_waiting if progress is not None else 0
 
 
 def _nothing_yet(waiting: int) -> dg.AssetCheckResult:

@@ -12,7 +12,7 @@ import pydantic
 from prefpipe import quality
 from prefpipe.core import schemas
 from prefpipe.core.batch_status import BatchProgress, frames_progress
-from prefpipe.core.final_labels import combine_final_labels, waiting_pairs
+from prefpipe.core.final_labels import combine_final_labels
 from prefpipe.core.labels import SCALE
 from prefpipe.core.settings import WAREHOUSE_SCHEMA
 from prefpipe.defs.common import BATCH_ASSET, WARN, batch_check, check_md, check_threshold, drop_batch, md_image, md_table, user_errors, with_batch
@@ -73,18 +73,16 @@ def final_labels(
     ai = primary_labels(drop_batch(ai_labels), routing_settings.primary_judge)
     routed = drop_batch(routing)
     final = combine_final_labels(routed, ai, human_final, experts, human_annotations=people)
-    waiting = waiting_pairs(routed, final, human_final)
     progress = frames_progress(batch_id, routed, final, kept)
-    by_source = final["source"].value_counts()
-    counts = {"final_ai": int(by_source.get("ai", 0)), "final_people": int(by_source.get("human", 0) + by_source.get("expert", 0)),
-              "waiting": len(waiting)}
+    counts = {"final_ai": progress.final["ai"], "final_people": progress.final["human"] + progress.final["expert"],
+              "waiting": progress.pairs_waiting}
     context.add_output_metadata(
         {
             "final_labels": len(final),
-            "pairs_waiting": len(waiting),
+            "pairs_waiting": progress.pairs_waiting,
             "pairs_final_ai": counts["final_ai"],
             "pairs_final_people": counts["final_people"],
-            "waiting_for_people": waiting_md(waiting),
+            "waiting_for_people": waiting_md(progress),
             "batch_status": status_md(progress),
             "completion_plot": md_image(completion_plot(completion_history(context, counts)), "completion over runs"),
             "method": config.method,
@@ -120,13 +118,11 @@ def completion_history(context: dg.AssetExecutionContext, now: dict[str, int], r
     return pd.DataFrame(rows, columns=list(COMPLETION_COLUMNS))
 
 
-def waiting_md(waiting: pd.DataFrame) -> dg.MetadataValue | str:
+def waiting_md(progress: BatchProgress) -> dg.MetadataValue | str:
     """The waiting pairs counted by route and labels received of wanted: a million pairs in a few rows."""
-    if waiting.empty:
+    if not progress.waiting:
         return "no pair is waiting for people"
-    table = (waiting.groupby(["route", "labels_received", "labels_wanted"]).size().rename("pairs").reset_index()
-             .sort_values(["route", "labels_received"], ascending=[False, False]))
-    return md_table(table)
+    return md_table(pd.DataFrame(progress.waiting, columns=["route", "labels_received", "labels_wanted", "pairs"]))
 
 
 def label_counts(labels: pd.Series) -> pd.Series:
