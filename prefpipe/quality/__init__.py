@@ -12,6 +12,7 @@ from prefpipe.quality.agreement import pairwise_agreement, pairwise_agreement_es
 from prefpipe.quality.aggregation import label_counts, majority_vote, weighted_vote
 from prefpipe.quality.bootstrap import Estimate
 from prefpipe.quality.dawid_skene import DawidSkeneFit, dawid_skene, fit_dawid_skene
+from prefpipe.quality.final_labels import final_labels
 from prefpipe.quality.errors import (
     AgreementUndefinedError,
     DuplicateLabelError,
@@ -42,6 +43,7 @@ __all__ = [
     "cohens_kappa",
     "cohens_kappa_table",
     "dawid_skene",
+    "final_labels",
     "fit_dawid_skene",
     "fleiss_kappa",
     "fleiss_kappa_estimate",

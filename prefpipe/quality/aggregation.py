@@ -8,10 +8,10 @@ in the input, with the columns <item>, label, confidence, n_labels:
   Dawid-Skene the posterior probability of the chosen label).
 - n_labels: how many present labels the item has.
 
-Tie rule (deterministic, the same for every aggregator): among the categories tied for the top
-score, the one used most often in the whole batch wins; if that ties too, the first in category
-order (for the five-point scale A>>B first). The batch's own label distribution is the natural
-prior for a tied item, and it never invents a category nobody chose for that item.
+Ties (`ties=`, the same for every aggregator; prefpipe/quality/ties.py): on the five-point scale
+the median of the item's labels (one A>B against one B>A is A=B); on nominal labels one of the tied
+labels chosen by a hash of the item id, which costs nothing against a random tie-break; "batch"
+keeps the old rule (the batch's most used label), which on RTE cost 4.4 points.
 """
 
 from __future__ import annotations
@@ -23,35 +23,18 @@ import pandas as pd
 
 from prefpipe.quality._frames import Annotations, as_annotations
 from prefpipe.quality.errors import QualityInputError
+from prefpipe.quality.ties import TieRule, choose_labels
 
 RESULT_COLUMNS: tuple[str, ...] = ("label", "confidence", "n_labels")
 
 
-def tie_break_rank(ann: Annotations) -> np.ndarray:
-    """Rank of each category for breaking ties (0 wins): most used in the batch first, then order."""
-    freq = np.bincount(ann.label, minlength=ann.n_categories)
-    order = np.lexsort((np.arange(ann.n_categories), -freq))
-    rank = np.empty(ann.n_categories, dtype=np.int64)
-    rank[order] = np.arange(ann.n_categories)
-    return rank
-
-
-def choose(scores: np.ndarray, rank: np.ndarray, *, rtol: float = 1e-12) -> np.ndarray:
-    """Winning category per row under the tie rule. Scores within `rtol` of the row's maximum
-    count as tied (weighted sums are floats)."""
-    top = scores.max(axis=1, keepdims=True)
-    tied = scores >= top - rtol * np.abs(top)
-    ranked = np.where(tied, rank[None, :], np.iinfo(np.int64).max)
-    return ranked.argmin(axis=1)
-
-
-def result_frame(ann: Annotations, scores: np.ndarray, confidence_base: np.ndarray | None = None) -> pd.DataFrame:
+def result_frame(ann: Annotations, scores: np.ndarray, confidence_base: np.ndarray | None = None, ties: TieRule = "auto") -> pd.DataFrame:
     """The aggregators' common output from per-item category scores (items x K).
 
     confidence = winning score / `confidence_base` (default: the row's score sum); rows whose base
     is 0 (no label, or all weight 0) get no label."""
     n_labels = ann.labels_per_item()
-    winner = choose(scores, tie_break_rank(ann))
+    winner = choose_labels(ann, scores, ties)
     base = scores.sum(axis=1) if confidence_base is None else confidence_base
     has = base > 0
     cats = np.asarray(ann.categories + (None,), dtype=object)
@@ -110,10 +93,11 @@ def majority_vote(
     annotator: str = "annotator_id",
     label: str = "label",
     categories: Sequence | None = None,
+    ties: TieRule = "auto",
 ) -> pd.DataFrame:
     """The most common label per item; confidence is its share of the item's labels."""
     ann = as_annotations(data, item=item, annotator=annotator, label=label, categories=categories)
-    return result_frame(ann, _scores(ann, None))
+    return result_frame(ann, _scores(ann, None), ties=ties)
 
 
 def weighted_vote(
@@ -124,9 +108,10 @@ def weighted_vote(
     annotator: str = "annotator_id",
     label: str = "label",
     categories: Sequence | None = None,
+    ties: TieRule = "auto",
 ) -> pd.DataFrame:
     """The label with the largest summed annotator weight per item (for example the reliability
     composite); confidence is its share of the item's total weight. `weights` maps every annotator
     id to a finite weight >= 0 (a Series indexed by annotator id, or a dict)."""
     ann = as_annotations(data, item=item, annotator=annotator, label=label, categories=categories)
-    return result_frame(ann, _scores(ann, annotator_weights(ann, weights)))
+    return result_frame(ann, _scores(ann, annotator_weights(ann, weights)), ties=ties)

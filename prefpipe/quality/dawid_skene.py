@@ -48,14 +48,14 @@ class DawidSkeneFit:
     elbo: list[float] = field(default_factory=list)
     gold_items: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
-    def labels(self) -> pd.DataFrame:
-        """One row per item: <item>, label (highest posterior; ties by the common rule of
-        prefpipe.quality.aggregation), confidence (its posterior), n_labels. Items with neither a
+    def labels(self, ties: str = "auto") -> pd.DataFrame:
+        """One row per item: <item>, label (highest posterior; ties by the rule of
+        prefpipe.quality.ties), confidence (its posterior), n_labels. Items with neither a
         label nor gold get label None."""
         ann = self.annotations
         base = (ann.labels_per_item() > 0).astype(np.float64)
         base[self.gold_items] = 1.0
-        return result_frame(ann, self.posteriors, confidence_base=base)
+        return result_frame(ann, self.posteriors, confidence_base=base, ties=ties)
 
     @property
     def accuracy(self) -> pd.Series:

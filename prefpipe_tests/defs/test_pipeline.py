@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 import dagster as dg
+import numpy as np
 
 from prefpipe.cli.pipeline import step_failures
+from prefpipe.core.labels import SCALE
 from prefpipe.core.warehouse import read_table, row_counts
+from prefpipe.quality import final_labels
 from prefpipe_tests.defs.conftest import make_batch, materialize
 
 
@@ -31,8 +34,11 @@ def test_whole_graph_on_a_small_batch(project_data):
 
     final = read_table("final_labels", batch_id="mini").set_index("pair_id")
     assert final.loc["q0:0", "label"] == "A>B" and final.loc["q1:0", "label"] == "B>A" and final.loc["q2:0", "label"] == "A=B"
-    assert (final["source"] == "human").all() and (final["method"] == "majority").all()
-    assert final.loc["q0:0", "confidence"] == 1.0 and abs(final.loc["q3:0", "confidence"] - 2 / 3) < 1e-9
+    assert (final["source"] == "human").all() and (final["method"] == "dawid_skene").all()  # the default, method auto
+    people = read_table("filtered_annotations", batch_id="mini")
+    expected = final_labels(people[people["role"] == "annotator"], role="role", categories=SCALE).set_index("pair_id")
+    assert (final.loc[expected.index, "label"] == expected["label"]).all()  # the asset runs exactly the library's default
+    assert np.allclose(final.loc[expected.index, "confidence"].to_numpy(dtype=float), expected["confidence"].to_numpy(dtype=float))
 
     prefs = read_table("preference_dataset", batch_id="mini").set_index("pair_id")
     assert "q2:0" not in prefs.index  # a tie carries no preference
@@ -49,10 +55,10 @@ def test_whole_graph_on_a_small_batch(project_data):
 
 def test_final_label_method_comes_from_run_config(project_data):
     instance = dg.DagsterInstance.ephemeral()
-    run_config = dg.RunConfig(ops={"final_labels": {"config": {"method": "dawid_skene"}}})
+    run_config = dg.RunConfig(ops={"final_labels": {"config": {"method": "majority"}}})
     result = materialize("mini", instance, run_config=run_config)
     assert result.success, failure_messages(result)
-    assert set(read_table("final_labels", batch_id="mini")["method"]) == {"dawid_skene"}
+    assert set(read_table("final_labels", batch_id="mini")["method"]) == {"majority"}
 
 
 def test_bad_prompts_fail_the_batch_and_leave_every_table_intact(project_data):

@@ -23,7 +23,7 @@ def test_majority_vote_columns_confidence_and_order() -> None:
     assert out.loc[0, "label"] == "A>B" and out.loc[0, "confidence"] == pytest.approx(2 / 3) and out.loc[0, "n_labels"] == 3
 
 
-def test_ties_go_to_the_batch_favourite_then_category_order() -> None:
+def test_batch_tie_rule_gives_the_batch_favourite_then_category_order() -> None:
     df = frame(
         [
             ("p1", "a", "B>A"), ("p1", "b", "A>B"),  # tie between A>B and B>A
@@ -31,11 +31,11 @@ def test_ties_go_to_the_batch_favourite_then_category_order() -> None:
             ("p3", "a", "A=B"), ("p3", "b", "A>B"),
         ]
     )
-    out = majority_vote(df).set_index("pair_id")
+    out = majority_vote(df, ties="batch").set_index("pair_id")
     assert out.loc["p1", "label"] == "B>A" and out.loc["p1", "confidence"] == 0.5
     assert out.loc["p3", "label"] == "A>B"  # A>B (2 uses) beats A=B (1 use)
     even = frame([("p1", "a", "B>A"), ("p1", "b", "A>B")])
-    assert majority_vote(even).loc[0, "label"] == "A>B"  # equal use: first in scale order
+    assert majority_vote(even, ties="batch").loc[0, "label"] == "A>B"  # equal use: first in scale order
 
 
 def test_weighted_vote_follows_weights_and_refuses_gaps() -> None:

@@ -64,11 +64,12 @@ def test_reliability_columns_gold_flag_and_kept() -> None:
     assert rel["ds_accuracy"].between(0, 1).all()
 
 
-def test_unscored_annotator_is_not_kept_by_default() -> None:
+def test_the_composite_filters_only_when_asked_and_unscored_is_not_kept() -> None:
     df = rows([("p1", "a", "A>B", None, False, None), ("p2", "b", "A>B", None, False, None), ("p2", "c", "A>B", None, False, None)])
-    rel = annotator_reliability(df).set_index("annotator_id")
+    assert annotator_reliability(df)["kept"].all()  # the default keeps everyone gold did not flag
+    rel = annotator_reliability(df, threshold=0.6).set_index("annotator_id")
     assert np.isnan(rel.loc["a", "composite"]) and not rel.loc["a", "kept"]
-    assert annotator_reliability(df, keep_unscored=True).set_index("annotator_id").loc["a", "kept"]
+    assert annotator_reliability(df, threshold=0.6, keep_unscored=True).set_index("annotator_id").loc["a", "kept"]
 
 
 def test_optional_columns_and_reused_fit() -> None:

@@ -23,23 +23,24 @@ from prefpipe.reports.plots import label_distribution_plot
 
 
 class FinalLabelsConfig(dg.Config):
-    method: Literal["majority", "weighted", "dawid_skene"] = pydantic.Field(
-        "majority", description="How people's labels become one: majority vote, reliability-weighted vote, or Dawid-Skene (EM over per-annotator confusion matrices)."
+    method: Literal["auto", "majority", "weighted", "dawid_skene"] = pydantic.Field(
+        "auto", description="How people's labels become one: auto (the measured best, Dawid-Skene today: each annotator weighted by their fitted confusion matrix), majority vote, reliability-weighted vote, or Dawid-Skene."
+    )
+    on_duplicate: Literal["error", "first", "last", "keep"] = pydantic.Field(
+        "error", description="An annotator labelling a pair twice: fail (error), keep the first or last label, or count both (keep)."
     )
 
 
-def aggregate(people: pd.DataFrame, method: str, reliability: pd.DataFrame) -> pd.DataFrame:
-    """One label per pair from the people's labels, by the chosen method."""
+def aggregate(people: pd.DataFrame, method: str, reliability: pd.DataFrame, on_duplicate: str = "error") -> pd.DataFrame:
+    """One label per pair from the people's labels, by the chosen method: the quality library's
+    final_labels (auto, majority, dawid_skene), or a vote weighted by the reliability composite."""
     if people.empty:
         return pd.DataFrame({"pair_id": pd.Series(dtype="string"), "label": pd.Series(dtype="string"), "confidence": pd.Series(dtype="float64"), "n_labels": pd.Series(dtype="Int64"), "method": pd.Series(dtype="string")})
-    if method == "majority":
-        out = quality.majority_vote(people, categories=SCALE)
-    elif method == "weighted":
+    if method == "weighted":
         weights = reliability.set_index("annotator_id")["composite"].fillna(0.0)
-        out = quality.weighted_vote(people, weights, categories=SCALE)
-    else:
-        out = quality.dawid_skene(people, categories=SCALE)
-    return out.assign(method=method)
+        return quality.weighted_vote(people, weights, categories=SCALE).assign(method=method)
+    out = quality.final_labels(people, role="role", categories=SCALE, method=method, on_duplicate=on_duplicate)
+    return out[out["label"].notna()].drop(columns="source")
 
 
 def _columns(*names: str) -> dg.AssetIn:
@@ -62,14 +63,14 @@ def final_labels(
     annotator_reliability: pd.DataFrame, routing: pd.DataFrame, ai_labels: pd.DataFrame, routing_settings: RoutingSettings,
 ) -> pd.DataFrame:
     """One label per pair, for the pairs that are complete: an expert's answer is final; else the
-    people's label, aggregated by majority vote, reliability-weighted vote or Dawid-Skene (run
-    config `method`), once the pair has the labels per pair routing asked for; else the AI label
+    people's label, by default from Dawid-Skene, which weights each annotator by how often the
+    evidence says they are right (run config `method`: auto, majority, weighted, dawid_skene), once the pair has the labels per pair routing asked for; else the AI label
     where it stands. Pairs still short of their labels are waiting: they get no label (nothing is
     invented), and the metadata counts them by labels received."""
     batch_id = context.partition_key
     kept = drop_batch(filtered_annotations)
     people, experts = kept[kept["role"] == "annotator"], kept[kept["role"] == "expert"]
-    human_final = aggregate(people, config.method, drop_batch(annotator_reliability))
+    human_final = aggregate(people, config.method, drop_batch(annotator_reliability), config.on_duplicate)
     ai = primary_labels(drop_batch(ai_labels), routing_settings.primary_judge)
     routed = drop_batch(routing)
     final = combine_final_labels(routed, ai, human_final, experts, human_annotations=people)
