@@ -79,7 +79,9 @@ def register(sub: Any) -> None:
     q.add_argument("--gold", metavar="FILE", help="gold JSONL: a pairs file whose lines also have `label` (the pair's own order)")
     q.add_argument("--gold-scope", choices=("batch", "global"), default="batch",
                    help="batch: serve the gold only beside this batch's tasks; global: beside any batch's (default %(default)s)")
-    q.add_argument("--per-item", type=int, default=3, metavar="N", help="distinct annotators per pair (default %(default)s)")
+    q.add_argument("--per-item", type=int, default=None, metavar="N",
+                   help="distinct annotators per pair (default: the batch's labels_per_pair in its batch.json, else 3, "
+                        "the number the pipeline's final labels wait for)")
     q.set_defaults(handler=queue_add)
 
     p = sub.add_parser("gold", help="list, export and re-check gold answer keys after a guideline change",
@@ -217,7 +219,15 @@ def queue_add(args: argparse.Namespace) -> int:
     from prefpipe.core.pairs_file import PairsFileError, read_pairs
     from prefpipe.core.guidelines import GuidelinesError, load_guidelines
 
+    from prefpipe.core import settings
+    from prefpipe.core.batch_config import load_batch_config
+    from prefpipe.core.input_errors import BatchInputError
+    from prefpipe.core.routing import DEFAULT_LABELS_PER_PAIR
+
     try:
+        per_item = args.per_item
+        if per_item is None:
+            per_item = load_batch_config(settings.batch_dir(args.batch)).labels_per_pair or DEFAULT_LABELS_PER_PAIR
         guidelines = load_guidelines()
         tasks = read_pairs(args.pairs)
         gold = read_pairs(args.gold, gold=True) if args.gold else None
@@ -225,17 +235,17 @@ def queue_add(args: argparse.Namespace) -> int:
             counts = store.enqueue(
                 args.batch,
                 tasks,
-                per_item=args.per_item,
+                per_item=per_item,
                 guideline_version=guidelines.version,
                 rubric=guidelines.rubric_dict(),
                 gold=gold,
                 dimension_scale=guidelines.dimension_scale,
                 gold_scope=args.gold_scope,
             )
-    except (PairsFileError, GuidelinesError, FieldError) as exc:
+    except (PairsFileError, GuidelinesError, FieldError, BatchInputError) as exc:
         return _fail(str(exc))
     print(
-        f"batch {args.batch!r} (guidelines {guidelines.version}): {counts['inserted']} new tasks, "
+        f"batch {args.batch!r} (guidelines {guidelines.version}, {per_item} label(s) a pair): {counts['inserted']} new tasks, "
         f"{counts['updated']} updated, {counts['unchanged']} unchanged, {counts['gold_inserted']} new gold, "
         f"{counts['gold_updated']} gold updated"
         + (f"; {counts['text_kept']} pairs already served kept their old text" if counts["text_kept"] else "")

@@ -16,6 +16,7 @@ import pytest
 
 from prefpipe.annotate.store import AnnotationStore
 from prefpipe.cli import main
+from prefpipe.core import settings
 from prefpipe.core.guidelines import load_guidelines
 from prefpipe_tests.conftest import PROJECT_ROOT
 
@@ -204,3 +205,21 @@ def test_gold_recheck_after_a_guideline_change(data_dir, guidelines, tmp_path, c
         keys = store.gold_items(load_guidelines().version).set_index("pair_id")
     assert set(keys.loc["p90", "gold_label"]) == {"A=B"} and set(keys.loc["p91", "gold_label"]) == {"B>A"}
     assert set(keys.loc["p91", "checked_by"]) == {"erin"}
+
+
+def test_queue_add_asks_as_many_labels_as_the_batch_wants(data_dir, guidelines, tmp_path, capsys):
+    """Without --per-item the queue asks the batch's labels_per_pair (batch.json), the number its
+    final labels wait for; a batch without one gets the pipeline's default of 3."""
+    batch = settings.batch_dir("four")
+    batch.mkdir(parents=True)
+    (batch / "batch.json").write_text(json.dumps({"labels_per_pair": 4}), encoding="utf-8")
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [pair(i) for i in range(5)] + [pair(5, route="expert")])
+    assert main(["queue", "add", str(pairs), "--batch", "four"]) == 0
+    assert "4 label(s) a pair" in capsys.readouterr().out
+    assert main(["queue", "add", str(pairs), "--batch", "plain"]) == 0
+    with AnnotationStore() as store:
+        assert store.batch_status("four")["labels_wanted"] == 5 * 4 + 1  # an expert pair wants its one expert
+        assert store.batch_status("plain")["labels_wanted"] == 5 * 3 + 1
+    (batch / "batch.json").write_text('{"labels_per_pair": 0}', encoding="utf-8")
+    assert main(["queue", "add", str(pairs), "--batch", "four"]) == 1
+    assert "labels_per_pair" in capsys.readouterr().err
