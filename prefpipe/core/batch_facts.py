@@ -57,7 +57,8 @@ class BatchFacts:
     empty when no pair went to people and nothing says."""
     labels_wanted: int
     labels_received: int
-    """Usable labels on the pairs routed to people: people's on human and spot-check pairs, experts' on expert pairs."""
+    """Usable labels on the pairs routed to people: people's on human and spot-check pairs, experts' on expert pairs;
+    labels of annotators left out by reliability (gold-flagged) are not usable."""
     human_labels: int
     """Every usable human label of the batch (gold answers not counted)."""
     imported_human_labels: int
@@ -119,8 +120,10 @@ FROM ai GROUP BY ALL ORDER BY imported DESC, judge
 
 PEOPLE_SQL = """
 WITH asked AS (SELECT pair_id, route FROM routed WHERE route IN $people),
+     left_out AS (SELECT annotator_id FROM reliability WHERE NOT coalesce(kept, true)),
      usable AS (SELECT pair_id, role = 'expert' AS expert, count(*) AS n FROM human
-                WHERE label IS NOT NULL AND NOT coalesce(is_gold, false) GROUP BY ALL),
+                WHERE label IS NOT NULL AND NOT coalesce(is_gold, false)
+                  AND (role = 'expert' OR annotator_id NOT IN (SELECT annotator_id FROM left_out)) GROUP BY ALL),
      got AS (SELECT a.pair_id, coalesce(u.n, 0) AS n, f.pair_id IS NOT NULL AS final
              FROM asked a LEFT JOIN usable u ON u.pair_id = a.pair_id AND u.expert = (a.route = 'expert')
              LEFT JOIN (SELECT DISTINCT pair_id FROM final) f ON f.pair_id = a.pair_id),
@@ -129,7 +132,8 @@ SELECT (SELECT coalesce(sum(n), 0) FROM got) AS received, (SELECT count(*) FROM 
        (SELECT count(*) FILTER (n > 0) FROM waits) AS waiting_with_labels
 """
 """Labels received on the pairs routed to people (people's on human and spot-check pairs, experts'
-on expert pairs), and the human and expert pairs with no final label yet: waiting (with some
+on expert pairs), counted as filtered_annotations keeps them (an annotator reliability left out
+does not count: the same figure as prefpipe.core.batch_status), and the human and expert pairs with no final label yet: waiting (with some
 labels). A spot check never waits: its AI label stands meanwhile (as prefpipe.core.batch_status counts it)."""
 
 HUMAN_SQL = """

@@ -47,8 +47,9 @@ def test_every_count_of_a_batch_worked_by_hand():
     assert dict(facts.routes) == {"accepted": 1, "spot_check": 1, "human": 2, "expert": 1, "over_budget": 0}
     assert dict(facts.reasons["human"]) == {"judge_failed": 1, "position_inconsistent": 1}
     assert facts.labels_per_pair == (2,) and facts.labels_wanted == 2 + 2 + 1 + 2
-    # p1: 2 people, p2: 2, p3: the expert's 1, p4: 1 (a skip and a gold answer are not labels)
-    assert facts.labels_received == 6
+    # p1: a's (b is left out by reliability), p2: a's, p3: the expert's, p4: a's (a skip and a gold answer
+    # are not labels): counted as filtered_annotations keeps them, the same figure as batch_status
+    assert facts.labels_received == 4
     assert (facts.human_labels, facts.imported_human_labels, facts.skipped, facts.gold_answers, facts.annotators) == (6, 1, 1, 1, 3)
     assert facts.annotators_left_out == 1
     assert dict(facts.final_by_source) == {"human": 2, "ai": 1, "expert": 1} and facts.final == 4 and facts.ties == 1
