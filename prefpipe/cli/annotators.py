@@ -216,12 +216,11 @@ def annotators_change(args: argparse.Namespace) -> int:
 
 def queue_add(args: argparse.Namespace) -> int:
     from prefpipe.annotate.errors import FieldError
-    from prefpipe.core.pairs_file import PairsFileError, read_pairs
-    from prefpipe.core.guidelines import GuidelinesError, load_guidelines
-
     from prefpipe.core import settings
     from prefpipe.core.batch_config import load_batch_config
+    from prefpipe.core.guidelines import GuidelinesError, load_guidelines
     from prefpipe.core.input_errors import BatchInputError
+    from prefpipe.core.pairs_file import PairsFileError, read_pairs
     from prefpipe.core.routing import DEFAULT_LABELS_PER_PAIR
 
     try:

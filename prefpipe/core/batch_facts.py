@@ -133,8 +133,8 @@ SELECT (SELECT coalesce(sum(n), 0) FROM got) AS received, (SELECT count(*) FROM 
 """
 """Labels received on the pairs routed to people (people's on human and spot-check pairs, experts'
 on expert pairs), counted as filtered_annotations keeps them (an annotator reliability left out
-does not count: the same figure as prefpipe.core.batch_status), and the human and expert pairs with no final label yet: waiting (with some
-labels). A spot check never waits: its AI label stands meanwhile (as prefpipe.core.batch_status counts it)."""
+does not count: the same figure as prefpipe.core.batch_status), and the human and expert pairs
+with no final label yet: waiting (with some labels). A spot check never waits: its AI label stands meanwhile (as prefpipe.core.batch_status counts it)."""
 
 HUMAN_SQL = """
 SELECT count(*) FILTER (label IS NOT NULL AND NOT coalesce(is_gold, false)) AS labels,

@@ -17,7 +17,7 @@ their item outright (the experts' own majority). Items with a gold label take it
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,7 @@ from prefpipe.quality.errors import QualityInputError
 from prefpipe.quality.ties import TieRule
 
 Method = Literal["auto", "dawid_skene", "majority"]
-METHODS: tuple[str, ...] = ("auto", "dawid_skene", "majority")
+METHODS: tuple[str, ...] = get_args(Method)
 ROLES: tuple[str, ...] = ("annotator", "judge", "expert")
 AUTO_METHOD = "dawid_skene"
 """What method="auto" runs today: the best method on every measured set (see the module docstring).

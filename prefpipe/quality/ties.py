@@ -18,7 +18,7 @@ every tied item towards the same class. The rules:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ import pandas as pd
 from prefpipe.quality._frames import Annotations
 
 TieRule = Literal["auto", "median", "random", "batch"]
-TIE_RULES: tuple[str, ...] = ("auto", "median", "random", "batch")
+TIE_RULES: tuple[str, ...] = get_args(TieRule)
 
 
 def resolve_rule(ann: Annotations, ties: str) -> str:

@@ -11,9 +11,10 @@ from prefpipe.quality.reliability import filter_annotations
 @dg.asset(**BATCH_ASSET, group_name="quality")
 @user_errors
 def filtered_annotations(context: dg.AssetExecutionContext, human_annotations: pd.DataFrame, annotator_reliability: pd.DataFrame) -> pd.DataFrame:
-    """The human labels that count towards final labels: annotators under the reliability threshold
-    or flagged by gold are left out (their labels stay in human_annotations, marked), and so are
-    gold answers (gold pairs are checks, not data). Experts' answers pass through."""
+    """The human labels that count towards final labels: annotators the gold questions flagged are
+    left out (their labels stay in human_annotations, marked), and so are gold answers (gold pairs
+    are checks, not data). Everyone else counts, weighted by final_labels' Dawid-Skene fit rather
+    than dropped under a reliability threshold. Experts' answers pass through."""
     batch_id = context.partition_key
     everything = drop_batch(human_annotations)
     labelled = everything[everything["label"].notna() & ~everything["is_gold"].fillna(False).astype(bool)]

@@ -64,8 +64,8 @@ def final_labels(
 ) -> pd.DataFrame:
     """One label per pair, for the pairs that are complete: an expert's answer is final; else the
     people's label, by default from Dawid-Skene, which weights each annotator by how often the
-    evidence says they are right (run config `method`: auto, majority, weighted, dawid_skene), once the pair has the labels per pair routing asked for; else the AI label
-    where it stands. Pairs still short of their labels are waiting: they get no label (nothing is
+    evidence says they are right (run config `method`: auto, majority, weighted, dawid_skene),
+    once the pair has the labels per pair routing asked for; else the AI label where it stands. Pairs still short of their labels are waiting: they get no label (nothing is
     invented), and the metadata counts them by labels received."""
     batch_id = context.partition_key
     kept = drop_batch(filtered_annotations)
